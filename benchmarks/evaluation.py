@@ -1,0 +1,48 @@
+"""Accuracy and macro-F1 of the fused and the unimodal predictions."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .data import TensorSplit
+from .models import MultimodalModel
+
+
+def macro_f1(pred: Tensor, target: Tensor, num_classes: int) -> float:
+    """Mean per-class F1 over the classes that occur in the targets or the predictions."""
+    idx = target * num_classes + pred
+    confusion = torch.bincount(idx, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+    tp = confusion.diag().double()
+    support = confusion.sum(1).double() + confusion.sum(0).double()  # 2TP + FN + FP
+    present = support > 0
+    return (2 * tp[present] / support[present]).mean().item() if present.any() else 0.0
+
+
+@torch.no_grad()
+def evaluate(model: MultimodalModel, split: TensorSplit, batch_size: int, device: torch.device,
+             num_classes: int) -> dict[str, float]:
+    """``acc``/``f1``/``loss`` of the fused logits, ``acc_<m>``/``f1_<m>`` per modality."""
+    was_training = model.training
+    model.eval()
+    fused, unimodal, labels = [], {m: [] for m in model.modalities}, []
+    for batch in split.batches(batch_size):
+        batch = batch.to(device)
+        out = model(batch.inputs)
+        fused.append(out.logits.float())
+        for m in model.modalities:
+            unimodal[m].append(out.unimodal_logits[m].argmax(1))
+        labels.append(batch.labels)
+    model.train(was_training)
+    logits, target = torch.cat(fused), torch.cat(labels)
+    pred = logits.argmax(1)
+    metrics = {
+        "acc": (pred == target).double().mean().item(),
+        "f1": macro_f1(pred, target, num_classes),
+        "loss": F.cross_entropy(logits, target).item(),
+    }
+    for m, preds in unimodal.items():
+        p = torch.cat(preds)
+        metrics[f"acc_{m}"] = (p == target).double().mean().item()
+        metrics[f"f1_{m}"] = macro_f1(p, target, num_classes)
+    return metrics

@@ -1,0 +1,3 @@
+from .model import ModelOutput, MultimodalModel, build_model
+
+__all__ = ["ModelOutput", "MultimodalModel", "build_model"]

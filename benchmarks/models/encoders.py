@@ -1,0 +1,95 @@
+"""Per-modality encoders. Each maps a batch of one modality to a pooled embedding (B×D),
+the vector the fusion head and DAGR act on."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torchvision.models import resnet18
+
+
+def init_like_ogm_ge(module: nn.Module) -> None:
+    """The field's initialisation (OGM-GE/PMR ``weight_init``): Kaiming conv, Xavier linear, BN 1/0."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.Linear):
+            nn.init.xavier_normal_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def as_image_batch(x: Tensor, in_channels: int) -> tuple[Tensor, int]:
+    """Fold frames into the batch: (B,H,W) | (B,C,H,W) | (B,T,C,H,W) → (B·T,C,H,W), T."""
+    if x.dim() == 3:
+        x = x.unsqueeze(1)
+    if x.dim() == 4:
+        return x, 1
+    if x.dim() == 5:
+        b, t = x.shape[:2]
+        return x.reshape(b * t, *x.shape[2:]), t
+    raise ValueError(f"expected a 3-, 4- or 5-D input for a {in_channels}-channel encoder, got {tuple(x.shape)}")
+
+
+def pool_frames(features: Tensor, frames: int) -> Tensor:
+    """Late temporal average pooling: mean over frames and space, (B·T,D,h,w) → (B,D)."""
+    bt, d = features.shape[:2]
+    return features.reshape(bt // frames, frames, d, -1).mean(dim=(1, 3))
+
+
+class ResNet18Encoder(nn.Module):
+    """torchvision ResNet-18 from scratch without avgpool/fc, as in OGM-GE/PMR/MMPareto/DGL.
+
+    Audio uses a 1-channel conv1 on the spectrogram; visual frames are folded into the batch
+    and averaged after the CNN (late temporal pooling). Output: 512-d pooled embedding.
+    """
+
+    out_dim = 512
+
+    def __init__(self, in_channels: int) -> None:
+        super().__init__()
+        net = resnet18(weights=None)
+        if in_channels != 3:
+            net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.in_channels = in_channels
+        self.body = nn.Sequential(
+            net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4
+        )
+        init_like_ogm_ge(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x, frames = as_image_batch(x, self.in_channels)
+        return pool_frames(self.body(x), frames)
+
+
+class SmallCNNEncoder(nn.Module):
+    """Three conv-BN-ReLU stages with pooling; for the small embedded benchmark."""
+
+    def __init__(self, in_channels: int, width: int = 64) -> None:
+        super().__init__()
+        c1, c2 = max(width // 4, 8), max(width // 2, 16)
+        self.in_channels = in_channels
+        self.out_dim = width
+        self.body = nn.Sequential(
+            _conv_block(in_channels, c1), nn.MaxPool2d(2),
+            _conv_block(c1, c2), nn.MaxPool2d(2),
+            _conv_block(c2, width),
+        )
+        init_like_ogm_ge(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x, frames = as_image_batch(x, self.in_channels)
+        return pool_frames(self.body(x), frames)
+
+
+def _conv_block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+def build_encoder(kind: str, in_channels: int, width: int) -> nn.Module:
+    if kind == "resnet18":
+        return ResNet18Encoder(in_channels)
+    if kind == "small_cnn":
+        return SmallCNNEncoder(in_channels, width)
+    raise ValueError(f"unknown encoder {kind!r}; choose resnet18 or small_cnn")

@@ -1,0 +1,62 @@
+"""The multimodal classifier: per-modality encoders, a fusion head, unimodal logits."""
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+
+from .encoders import build_encoder
+from .fusion import FUSIONS, SeparateHeads
+
+
+@dataclass
+class ModelOutput:
+    """What a forward pass returns; methods and DAGR read their inputs from here."""
+
+    embeddings: dict[str, Tensor]  # pooled per-modality embeddings (B×D), what DAGR acts on
+    logits: Tensor  # fused logits (B×K)
+    unimodal_logits: dict[str, Tensor]  # per-modality logits (B×K)
+
+
+class MultimodalModel(nn.Module):
+    """Encoders → fusion head. A single-modality model is the unimodal reference."""
+
+    def __init__(self, encoders: Mapping[str, nn.Module], fusion: str, num_classes: int,
+                 separate_heads: bool) -> None:
+        super().__init__()
+        self.modalities = tuple(encoders)
+        self.encoders = nn.ModuleDict(encoders)
+        dims = {m: enc.out_dim for m, enc in encoders.items()}
+        self.fusion = FUSIONS[fusion](dims, num_classes)
+        self.unimodal_heads = SeparateHeads(dims, num_classes) if separate_heads else None
+
+    def encode(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        return {m: self.encoders[m](inputs[m]) for m in self.modalities}
+
+    def heads(self, embeddings: Mapping[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        """Fused and unimodal logits for given embeddings (methods may pass detached ones)."""
+        fused = self.fusion(embeddings)
+        if self.unimodal_heads is not None:
+            return fused, self.unimodal_heads(embeddings)
+        return fused, self.fusion.split(embeddings)
+
+    def forward(self, inputs: Mapping[str, Tensor]) -> ModelOutput:
+        embeddings = self.encode(inputs)
+        logits, unimodal = self.heads(embeddings)
+        return ModelOutput(embeddings, logits, unimodal)
+
+    def encoder_parameters(self, modality: str) -> Iterator[nn.Parameter]:
+        return self.encoders[modality].parameters()
+
+    def head_parameters(self) -> Iterator[nn.Parameter]:
+        yield from self.fusion.parameters()
+        if self.unimodal_heads is not None:
+            yield from self.unimodal_heads.parameters()
+
+
+def build_model(model_cfg, modalities: Mapping[str, int], num_classes: int) -> MultimodalModel:
+    """``modalities`` maps each modality the model uses to its input channel count."""
+    encoders = {m: build_encoder(model_cfg.encoder, ch, model_cfg.width) for m, ch in modalities.items()}
+    return MultimodalModel(encoders, model_cfg.fusion, num_classes,
+                           separate_heads=model_cfg.unimodal_heads == "separate")

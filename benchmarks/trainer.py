@@ -1,0 +1,227 @@
+"""The one training loop: epochs, optimizer and schedule, evaluation, logging, checkpoints.
+
+Methods plug in through the hooks of ``baselines.base.Method``; DAGR is a flag of the run.
+"""
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from baselines import Method, MethodSetup, get_method
+from geomreg import DAGR
+
+from .config import RunConfig, dump_yaml
+from .data import Batch, DatasetSplits, get_dataset, load_data
+from .evaluation import evaluate
+from .models import MultimodalModel, build_model
+from .records import (RunDir, atomic_torch_save, atomic_write_json, atomic_write_text, environment,
+                      git_commit, peak_memory_mb)
+from .selection import SELECTION_RULES, select_epoch
+from .strict import from_dict
+
+
+class NonFiniteLossError(RuntimeError):
+    """The objective became NaN or Inf; the run stops and is recorded as failed."""
+
+    def __init__(self, method: str, epoch: int, step: int, terms: dict[str, float]) -> None:
+        super().__init__(f"non-finite loss in method {method!r} at epoch {epoch}, step {step}: {terms}")
+        self.method, self.epoch, self.step, self.terms = method, epoch, step, terms
+
+
+def choose_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.backends.cudnn.deterministic = deterministic
+
+
+def build_optimizer(cfg: RunConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    o = cfg.optim
+    if o.name == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+    return torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+
+
+def build_scheduler(cfg: RunConfig, optimizer: torch.optim.Optimizer):
+    o = cfg.optim
+    if o.scheduler == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=o.step_size, gamma=o.gamma)
+    if o.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=o.epochs)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+
+
+def build_regularizer(cfg: RunConfig) -> DAGR | None:
+    d = cfg.dagr
+    if not d.enabled:
+        return None
+    return DAGR(t=d.t, tau=d.tau, lambda_disperse=d.lambda_disperse, lambda_anchor=d.lambda_anchor,
+                dispersion_form=d.dispersion_form, squared_hinge=d.squared_hinge)
+
+
+@dataclass
+class EpochTotals:
+    """Per-epoch sums kept on the device, read once at the end of the epoch (no per-step sync)."""
+
+    sums: dict[str, torch.Tensor] = field(default_factory=dict)
+    steps: int = 0
+
+    def add(self, values: dict[str, torch.Tensor]) -> None:
+        for key, value in values.items():
+            value = value.detach().float()
+            self.sums[key] = self.sums[key] + value if key in self.sums else value
+        self.steps += 1
+
+    def means(self) -> dict[str, float]:
+        return {k: (v / max(self.steps, 1)).item() for k, v in self.sums.items()}
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, run_dir: RunDir, progress: bool = False) -> None:
+        self.cfg = cfg
+        self.run_dir = run_dir
+        self.progress = progress
+        self.device = choose_device(cfg.device)
+        seed_everything(cfg.seed, cfg.deterministic)
+        method_cls = get_method(cfg.method.name)
+        params = from_dict(method_cls.Params, cfg.method.params, "method.params")
+        available = tuple(get_dataset(cfg.data.name).channels)
+        self.data: DatasetSplits = load_data(cfg.data, method_cls.modalities(params, available))
+        self.model: MultimodalModel = build_model(cfg.model, self.data.channels, self.data.num_classes).to(self.device)
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        setup = MethodSetup(self.data, cfg.optim.epochs, cfg.data.batch_size, self.device, self.generator)
+        self.method: Method = method_cls(params, self.model, setup)
+        self.regularizer = build_regularizer(cfg)
+        self.optimizer = build_optimizer(cfg, self.model)
+        self.scheduler = build_scheduler(cfg, self.optimizer)
+        self.global_step = 0
+
+    # --- the loop ----------------------------------------------------------------------------------
+    def fit(self) -> dict[str, Any]:
+        start_time = time.perf_counter()
+        self.run_dir.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.run_dir.config, dump_yaml(self.cfg))
+        rows, start_epoch, elapsed_before = self._resume()
+        epochs = range(start_epoch, self.cfg.optim.epochs)
+        bar = tqdm(epochs, desc=self.cfg.label, leave=False, disable=not self.progress, initial=start_epoch,
+                   total=self.cfg.optim.epochs)
+        for epoch in bar:
+            t0 = time.perf_counter()
+            row: dict[str, Any] = {"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"]}
+            row["method_start"] = self.method.on_epoch_start(epoch)
+            row["train"] = self._train_epoch(epoch)
+            self.scheduler.step()
+            row["method_end"] = self.method.on_epoch_end(epoch)
+            row["val"] = self._evaluate(self.data.val)
+            row["test"] = self._evaluate(self.data.test)
+            row["time_s"] = time.perf_counter() - t0
+            rows.append(row)
+            self.run_dir.write_metrics(rows)
+            self._checkpoint(rows, epoch, elapsed_before + time.perf_counter() - start_time)
+            bar.set_postfix(val=f"{row['val']['acc']:.3f}")
+        wall = elapsed_before + time.perf_counter() - start_time
+        final = self._final_record(rows, wall)
+        atomic_write_json(self.run_dir.final, final)
+        self.run_dir.last.unlink(missing_ok=True)  # resume state is no longer needed
+        atomic_write_text(self.run_dir.done, "")
+        return final
+
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        self.model.train()
+        totals = EpochTotals()
+        first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
+        batches = self.data.train.batches(self.cfg.data.batch_size, shuffle=True, generator=self.generator,
+                                          drop_last=len(self.data.train) > self.cfg.data.batch_size)
+        for step, batch in enumerate(batches):
+            logs = self._train_step(batch.to(self.device))
+            bad = ~torch.isfinite(logs["objective"])
+            first_bad = torch.where(bad & (first_bad < 0), torch.tensor(step, device=self.device), first_bad)
+            totals.add(logs)
+            self.global_step += 1
+        means = totals.means()  # one host sync per epoch
+        if first_bad.item() >= 0:
+            raise NonFiniteLossError(self.cfg.method.name, epoch, int(first_bad.item()), means)
+        return means
+
+    def _train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        self.optimizer.zero_grad(set_to_none=True)
+        out = self.model(batch.inputs)
+        losses = self.method.losses(out, batch)
+        reg = self.regularizer(out.embeddings) if self.regularizer is not None else None
+        objective = sum(losses.values()) + (reg["loss"] if reg is not None else 0.0)
+        self.method.backward(losses, reg["loss"] if reg is not None else None)
+        logs = dict(self.method.process_gradients(out, batch))
+        if self.cfg.optim.grad_clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip_norm)
+        self.optimizer.step()
+        logs.update(losses)
+        if reg is not None:
+            logs.update({f"dagr/{k}": v for k, v in reg.items()})
+        logs["objective"] = objective.detach()
+        return logs
+
+    def _evaluate(self, split) -> dict[str, float]:
+        return evaluate(self.model, split, self.cfg.data.eval_batch_size, self.device, self.data.num_classes)
+
+    # --- checkpoints and records -------------------------------------------------------------------
+    def _checkpoint(self, rows: list[dict[str, Any]], epoch: int, elapsed: float) -> None:
+        selected = select_epoch(rows, self.cfg.eval.selection)
+        if selected["epoch"] == epoch:
+            atomic_torch_save(self.model.state_dict(), self.run_dir.best)
+        atomic_torch_save({
+            "epoch": epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "method": self.method.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "global_step": self.global_step,
+            "elapsed_s": elapsed,
+        }, self.run_dir.last)
+
+    def _resume(self) -> tuple[list[dict[str, Any]], int, float]:
+        """Continue from ``last.pt`` when an earlier attempt of this run was interrupted."""
+        if not self.run_dir.last.exists():
+            return [], 0, 0.0
+        state = torch.load(self.run_dir.last, map_location=self.device, weights_only=False)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.method.load_state_dict(state["method"])
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self.global_step = state["global_step"]
+        rows = [r for r in self.run_dir.read_metrics() if r["epoch"] <= state["epoch"]]
+        return rows, state["epoch"] + 1, state["elapsed_s"]
+
+    def _final_record(self, rows: list[dict[str, Any]], wall: float) -> dict[str, Any]:
+        return {
+            "label": self.cfg.label,
+            "run_id": self.cfg.run_id(),
+            "method": self.cfg.method.name,
+            "dagr": self.cfg.dagr.enabled,
+            "seed": self.cfg.seed,
+            "modalities": list(self.model.modalities),
+            "epochs": len(rows),
+            "selection": self.cfg.eval.selection,
+            "selected": {rule: select_epoch(rows, rule) for rule in SELECTION_RULES},
+            "git": git_commit(),
+            "environment": environment(self.device),
+            "wall_time_s": wall,
+            "peak_memory_mb": peak_memory_mb(self.device),
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+        }

@@ -1,0 +1,100 @@
+"""Strict configs: unknown keys and wrong types are errors that name the key."""
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from benchmarks.config import GridConfig, expand_grid, load_grid, resolve_run
+from benchmarks.strict import ConfigError
+
+CONFIGS = sorted((Path(__file__).parents[1] / "benchmarks" / "configs").glob("*.yaml"))
+
+
+def test_unknown_nested_key_is_named(debug_raw):
+    debug_raw["optim"]["lrr"] = 0.1
+    with pytest.raises(ConfigError, match=r"'optim\.lrr'"):
+        resolve_run(debug_raw)
+
+
+def test_wrong_type_is_named(debug_raw):
+    debug_raw["optim"]["lr"] = "fast"
+    with pytest.raises(ConfigError, match=r"optim\.lr: expected a number"):
+        resolve_run(debug_raw)
+
+
+def test_bool_is_not_an_int(debug_raw):
+    debug_raw["optim"]["epochs"] = True
+    with pytest.raises(ConfigError, match=r"optim\.epochs"):
+        resolve_run(debug_raw)
+
+
+def test_choice_lists_allowed_values(debug_raw):
+    debug_raw["model"]["fusion"] = "film"
+    with pytest.raises(ConfigError, match=r"model\.fusion: 'film' is not one of \['concat', 'sum'\]"):
+        resolve_run(debug_raw)
+
+
+def test_dataset_and_method_params_are_strict(debug_raw):
+    bad = copy.deepcopy(debug_raw)
+    bad["data"]["params"] = {"n_trian": 10}
+    with pytest.raises(ConfigError, match=r"'data\.params\.n_trian'"):
+        resolve_run(bad)
+    bad = copy.deepcopy(debug_raw)
+    bad["method"] = {"name": "unimodal", "params": {"modality": 3}}
+    with pytest.raises(ConfigError, match=r"method\.params\.modality"):
+        resolve_run(bad)
+
+
+def test_unknown_method_lists_available(debug_raw):
+    debug_raw["method"]["name"] = "ogm"
+    with pytest.raises(ConfigError, match=r"unknown method 'ogm'; available: .*joint"):
+        resolve_run(debug_raw)
+
+
+def test_resolution_fills_every_default(debug_raw):
+    cfg = resolve_run(debug_raw)
+    assert cfg.data.params["num_classes"] == 4  # the dataset's Params defaults are written out
+    assert cfg.model.unimodal_heads == "split"  # "auto" resolved by the method
+    assert cfg.run_id() == resolve_run(copy.deepcopy(debug_raw)).run_id()
+    debug_raw["optim"]["lr"] = 0.01
+    assert resolve_run(debug_raw).run_id() != cfg.run_id()
+
+
+def test_unimodal_reference_rejects_dagr(debug_raw):
+    debug_raw["method"] = {"name": "unimodal", "params": {"modality": "audio"}}
+    debug_raw["dagr"] = {"enabled": True}
+    with pytest.raises(ConfigError, match="cannot be combined with DAGR"):
+        resolve_run(debug_raw)
+
+
+def test_grid_expands_methods_arms_seeds_and_references():
+    grid = GridConfig(benchmark="debug", seeds=[0, 1, 2], methods={"joint": {}},
+                      run={"data": {"name": "debug"}})
+    runs = expand_grid(grid)
+    labels = [r.label for r in runs]
+    assert len(runs) == 1 * 2 * 3 + 2 * 3
+    assert labels[:6] == ["joint-s0", "joint-s1", "joint-s2", "joint+dagr-s0", "joint+dagr-s1", "joint+dagr-s2"]
+    assert len({r.run_id() for r in runs}) == len(runs)
+    assert {r.method.params.get("modality") for r in runs if r.method.name == "unimodal"} == {"audio", "visual"}
+
+
+def test_grid_may_not_set_seed_in_run():
+    with pytest.raises(ConfigError, match="run.seed is set by the grid"):
+        GridConfig(benchmark="x", seeds=[0], methods={}, run={"seed": 3})
+
+
+def test_overrides_are_parsed_as_yaml(tmp_path):
+    path = tmp_path / "g.yaml"
+    path.write_text(yaml.safe_dump({"benchmark": "debug", "seeds": [0], "methods": {"joint": {}},
+                                    "run": {"data": {"name": "debug"}}}))
+    grid = load_grid(path, ["run.optim.epochs=3", "seeds=[4, 5]"])
+    assert grid.seeds == [4, 5]
+    assert {r.optim.epochs for r in expand_grid(grid)} == {3}
+    with pytest.raises(ConfigError, match="key=value"):
+        load_grid(path, ["run.optim.epochs"])
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_config_resolves(path):
+    assert expand_grid(load_grid(path))

@@ -1,0 +1,119 @@
+"""geomreg.DAGR module: aggregation, neutrality at zero weights, validation, gradcheck."""
+
+import math
+
+import pytest
+import torch
+
+import geomreg
+import geomreg.functional as GF
+from geomreg import DAGR
+
+D64 = torch.float64
+
+
+def embeddings(b: int = 6, d: int = 4, names: tuple[str, ...] = ("audio", "visual", "text"), seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return {n: torch.randn(b, d, generator=g, dtype=D64, requires_grad=True) for n in names}
+
+
+def test_public_api() -> None:
+    assert geomreg.DAGR is DAGR and geomreg.functional is GF
+    for name in ("min_norm_weights", "pareto_combine", "ParetoResult"):
+        assert hasattr(geomreg, name)
+
+
+def test_three_modalities_aggregation() -> None:
+    emb = embeddings()
+    reg = DAGR(t=1.5, tau=0.3, lambda_disperse=0.3, lambda_anchor=0.7)
+    out = reg(emb)
+    a, v, x = emb["audio"], emb["visual"], emb["text"]
+    per_mod = [GF.dispersion(z, t=1.5) for z in (a, v, x)]
+    per_pair = [GF.anchoring(p, q, tau=0.3) for p, q in ((a, v), (a, x), (v, x))]
+    for n, val in zip(("audio", "visual", "text"), per_mod):
+        assert out[f"disperse/{n}"].item() == pytest.approx(val.item(), rel=1e-12)
+    for k, val in zip(("audio-visual", "audio-text", "visual-text"), per_pair):
+        assert out[f"anchor/{k}"].item() == pytest.approx(val.item(), rel=1e-12)
+    assert out["disperse"].item() == pytest.approx(sum(p.item() for p in per_mod) / 3, rel=1e-12)
+    assert out["anchor"].item() == pytest.approx(sum(p.item() for p in per_pair) / 3, rel=1e-12)
+    assert out["loss"].item() == pytest.approx(0.3 * out["disperse"].item() + 0.7 * out["anchor"].item(), rel=1e-12)
+
+
+def test_two_modalities_by_hand() -> None:
+    # audio (1,0),(0,1); visual (0,1),(1,0): disperse = -2t each = -4; pairs at 90 deg -> ||d||^2 = 2
+    a = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    v = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    out = DAGR(t=2.0, tau=0.5, lambda_disperse=0.1, lambda_anchor=0.2)({"a": a, "v": v})
+    assert out["disperse"].item() == pytest.approx(-4.0)
+    assert out["anchor"].item() == pytest.approx(1.5)  # 2 - 0.5
+    assert out["loss"].item() == pytest.approx(0.1 * -4.0 + 0.2 * 1.5)
+    assert set(out) == {"loss", "disperse", "anchor", "disperse/a", "disperse/v", "anchor/a-v"}
+
+
+def test_zero_lambdas_are_exactly_neutral() -> None:
+    emb = embeddings()
+    out = DAGR(lambda_disperse=0.0, lambda_anchor=0.0)(emb)
+    assert out["loss"].item() == 0.0 and out["loss"].requires_grad
+    out["loss"].backward()
+    for z in emb.values():
+        assert torch.equal(z.grad, torch.zeros_like(z))
+    # inactive terms are still reported, but without an autograd graph
+    assert not out["disperse"].requires_grad and not out["anchor"].requires_grad
+    assert math.isfinite(out["disperse"].item()) and out["anchor"].item() > 0
+
+
+def test_single_active_term() -> None:
+    emb = embeddings(seed=1)
+    out = DAGR(lambda_disperse=0.0, lambda_anchor=0.5)(emb)
+    assert out["anchor"].requires_grad and not out["disperse"].requires_grad
+    assert out["loss"].item() == pytest.approx(0.5 * out["anchor"].item(), rel=1e-12)
+
+
+def test_gradcheck_loss() -> None:
+    emb = embeddings(b=4, d=3, names=("a", "b"), seed=2)
+    reg = DAGR(t=2.0, tau=0.2, lambda_disperse=0.4, lambda_anchor=0.6)
+    za, zb = emb["a"], emb["b"]
+    sq = (torch.nn.functional.normalize(za, dim=1) - torch.nn.functional.normalize(zb, dim=1)).pow(2).sum(1)
+    assert (sq - 0.2).abs().min() > 1e-3  # away from the hinge kink
+    assert torch.autograd.gradcheck(lambda x, y: reg({"a": x, "b": y})["loss"], (za, zb))
+
+
+def test_batch_of_one() -> None:
+    emb = embeddings(b=1)
+    out = DAGR()(emb)
+    out["loss"].backward()
+    assert out["disperse"].item() == 0.0
+    for z in emb.values():
+        assert torch.isfinite(z.grad).all()
+
+
+def test_too_few_modalities_names_keys() -> None:
+    with pytest.raises(ValueError, match="audio"):
+        DAGR()({"audio": torch.randn(4, 3)})
+    with pytest.raises(ValueError, match="at least 2"):
+        DAGR()({})
+    with pytest.raises(ValueError, match="batch size"):
+        DAGR()({"a": torch.randn(4, 3), "b": torch.randn(5, 3)})
+
+
+@pytest.mark.parametrize(
+    "kwargs,name",
+    [
+        ({"t": 0.0}, "t"),
+        ({"t": -1.0}, "t"),
+        ({"tau": -0.1}, "tau"),
+        ({"lambda_disperse": -1.0}, "lambda_disperse"),
+        ({"lambda_anchor": float("nan")}, "lambda_anchor"),
+        ({"dispersion_form": "rbf"}, "dispersion_form"),
+    ],
+)
+def test_bad_arguments_name_themselves(kwargs: dict, name: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        DAGR(**kwargs)
+
+
+def test_repr_and_no_parameters() -> None:
+    reg = DAGR(dispersion_form="infonce_l2", squared_hinge=True)
+    r = repr(reg)
+    assert "t=2.0" in r and "tau=0.5" in r and "infonce_l2" in r and "squared_hinge=True" in r
+    assert list(reg.parameters()) == []

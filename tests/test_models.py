@@ -1,0 +1,57 @@
+"""The model substrate: encoders, fusion heads and the unimodal logits."""
+import torch
+from torch import nn
+
+from benchmarks.config import ModelConfig
+from benchmarks.models import ModelOutput, build_model
+from benchmarks.models.encoders import ResNet18Encoder, SmallCNNEncoder
+from benchmarks.models.fusion import ConcatFusion, SumFusion
+
+
+def test_concat_split_is_weight_blocks_with_shared_bias():
+    torch.manual_seed(0)
+    head = ConcatFusion({"audio": 3, "visual": 2}, num_classes=4)
+    emb = {"audio": torch.randn(5, 3), "visual": torch.randn(5, 2)}
+    split = head.split(emb)
+    w, b = head.fc.weight, head.fc.bias
+    torch.testing.assert_close(split["audio"], emb["audio"] @ w[:, :3].T + b / 2)
+    torch.testing.assert_close(split["visual"], emb["visual"] @ w[:, 3:].T + b / 2)
+    torch.testing.assert_close(split["audio"] + split["visual"], head(emb))  # o = o_a + o_v
+
+
+def test_sum_fusion_unimodal_logits_add_up_to_fused():
+    head = SumFusion({"audio": 3, "visual": 3}, num_classes=4)
+    emb = {"audio": torch.randn(5, 3), "visual": torch.randn(5, 3)}
+    split = head.split(emb)
+    torch.testing.assert_close(split["audio"] + split["visual"], head(emb))
+
+
+def test_visual_frames_are_averaged_after_the_cnn():
+    torch.manual_seed(0)
+    enc = SmallCNNEncoder(in_channels=3, width=16).eval()
+    a, b = torch.randn(2, 3, 12, 12), torch.randn(2, 3, 12, 12)
+    both = enc(torch.stack([a, b], dim=1))  # (B, T=2, C, H, W)
+    torch.testing.assert_close(both, (enc(a) + enc(b)) / 2)
+
+
+def test_resnet18_audio_has_one_input_channel_and_512_outputs():
+    enc = ResNet18Encoder(in_channels=1)
+    assert enc.body[0].in_channels == 1
+    assert enc(torch.randn(2, 1, 64, 48)).shape == (2, 512)
+    assert ResNet18Encoder(in_channels=3)(torch.randn(2, 3, 3, 32, 32)).shape == (2, 512)
+    bns = [m for m in enc.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert all(torch.all(m.weight == 1) and torch.all(m.bias == 0) for m in bns)  # OGM-GE init
+
+
+def test_forward_returns_typed_output_and_separate_heads_are_independent():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(width=8, unimodal_heads="separate"), {"audio": 1, "visual": 3}, 5)
+    out = model({"audio": torch.randn(4, 1, 12, 12), "visual": torch.randn(4, 2, 3, 12, 12)})
+    assert isinstance(out, ModelOutput)
+    assert out.logits.shape == (4, 5) and set(out.unimodal_logits) == {"audio", "visual"}
+    assert out.embeddings["audio"].shape == (4, 8)
+    torch.testing.assert_close(out.unimodal_logits["audio"],
+                               model.unimodal_heads.fc["audio"](out.embeddings["audio"]))
+    head_ids = {id(p) for p in model.head_parameters()}
+    enc_ids = {id(p) for m in model.modalities for p in model.encoder_parameters(m)}
+    assert head_ids.isdisjoint(enc_ids) and head_ids | enc_ids == {id(p) for p in model.parameters()}

@@ -1,0 +1,163 @@
+"""The training loop: determinism, failures, resume, and the method contract."""
+import json
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from baselines import METHODS, Method, register
+from benchmarks.config import GridConfig, resolve_run
+from benchmarks.records import RunDir
+from benchmarks.runner import run_dir_for, run_grid, run_one
+from benchmarks.trainer import Trainer
+
+ROOT = Path(__file__).parents[1]
+
+
+@register
+class ExplodesAtEpoch1(Method):
+    """Test-only method: a finite loss until epoch 1, step 2, then NaN."""
+
+    name = "test_explodes"
+    title = "Explodes (test)"
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.step = 0
+
+    def on_epoch_start(self, epoch):
+        self.step = 0
+        return super().on_epoch_start(epoch)
+
+    def losses(self, out, batch):
+        loss = F.cross_entropy(out.logits, batch.labels)
+        self.step += 1
+        if self.epoch == 1 and self.step == 3:
+            loss = loss * float("nan")
+        return {"ce_fused": loss}
+
+
+def metrics(run_dir: Path) -> list:
+    rows = RunDir(run_dir).read_metrics()
+    for r in rows:
+        r.pop("time_s")
+    return rows
+
+
+def test_same_seed_twice_gives_identical_metrics(debug_raw, tmp_path):
+    cfg = resolve_run(debug_raw)
+    _, a = run_one(cfg, tmp_path / "a")
+    _, b = run_one(cfg, tmp_path / "b")
+    assert metrics(a.path) == metrics(b.path)
+    other = resolve_run({**debug_raw, "seed": 1})
+    _, c = run_one(other, tmp_path / "c")
+    assert metrics(c.path) != metrics(a.path)
+
+
+def test_run_writes_config_metrics_final_and_done(debug_raw, tmp_path):
+    cfg = resolve_run({**debug_raw, "dagr": {"enabled": True}})
+    status, run = run_one(cfg, tmp_path)
+    assert status == "done" and run.is_done() and run.best.exists() and not run.last.exists()
+    final = json.loads(run.final.read_text())
+    assert final["run_id"] == cfg.run_id() and final["seed"] == 0 and final["dagr"] is True
+    assert {"commit", "dirty"} <= set(final["git"]) and final["environment"]["torch"] == torch.__version__
+    assert final["selected"]["best_val"]["epoch"] in (0, 1) and final["wall_time_s"] > 0
+    rows = run.read_metrics()
+    assert [r["epoch"] for r in rows] == [0, 1]
+    assert {"ce_fused", "dagr/loss", "dagr/disperse", "dagr/anchor", "objective"} <= set(rows[0]["train"])
+    assert {"acc", "acc_audio", "acc_visual", "f1"} <= set(rows[0]["test"])
+    assert run_one(cfg, tmp_path)[0] == "skipped"
+
+
+def test_nan_loss_fails_that_run_and_the_grid_goes_on(tmp_path):
+    grid = GridConfig(benchmark="debug", seeds=[0], methods={"test_explodes": {}, "joint": {}},
+                      dagr_arms=[False], references=[],
+                      run={"data": {"name": "debug", "batch_size": 16}, "model": {"width": 8},
+                           "optim": {"epochs": 2, "lr": 0.05}})
+    report = run_grid(grid, tmp_path, progress=False)
+    assert len(report.failed) == 1 and len(report.done) == 1
+    failed = json.loads((Path(report.failed[0]) / "failed.json").read_text())
+    assert (failed["method"], failed["epoch"], failed["step"]) == ("test_explodes", 1, 2)
+    assert "non-finite loss in method 'test_explodes' at epoch 1, step 2" in failed["error"]
+    assert not (Path(report.failed[0]) / "last.pt").exists()
+
+
+def test_interrupted_run_resumes_to_the_same_result(debug_raw, tmp_path, monkeypatch):
+    cfg = resolve_run({**debug_raw, "optim": {**debug_raw["optim"], "epochs": 4}, "dagr": {"enabled": True}})
+    _, straight = run_one(cfg, tmp_path / "straight")
+
+    original = Trainer._train_epoch
+
+    def interrupt_at_epoch_2(self, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return original(self, epoch)
+
+    run = run_dir_for(cfg, tmp_path / "resumed")
+    monkeypatch.setattr(Trainer, "_train_epoch", interrupt_at_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(cfg, run).fit()
+    assert run.last.exists() and not run.is_done() and len(run.read_metrics()) == 2
+    monkeypatch.setattr(Trainer, "_train_epoch", original)
+    Trainer(cfg, run).fit()
+    assert metrics(run.path) == metrics(straight.path)
+
+
+def test_killed_grid_resumes_without_redoing_finished_runs(tmp_path):
+    cmd = [sys.executable, "-m", "benchmarks", "grid", "benchmarks/configs/debug.yaml", "--runs", str(tmp_path),
+           "--no-progress", "--set", "seeds=[0, 1]", "--set", "run.optim.epochs=2"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list(tmp_path.glob("debug/*/done")) and time.time() < deadline:
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    finished = {p: p.stat().st_mtime_ns for p in tmp_path.glob("debug/*/final.json")}
+    assert finished, "the grid did not finish a first run in time"
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert f"{len(finished)} already done" in out
+    assert len(list(tmp_path.glob("debug/*/done"))) == 8
+    assert all(p.stat().st_mtime_ns == t for p, t in finished.items())
+
+
+TRAINABLE_METHODS = sorted(name for name in METHODS if not name.startswith("test_"))
+
+
+@pytest.mark.parametrize("dagr", [False, True], ids=["plain", "dagr"])
+@pytest.mark.parametrize("name", TRAINABLE_METHODS)
+def test_every_method_gives_every_learning_parameter_a_finite_gradient(name, dagr, debug_raw, tmp_path):
+    cls = METHODS[name]
+    if dagr and not cls.supports_dagr:
+        pytest.skip(f"{name} does not combine with DAGR")
+    params = {"modality": "visual"} if name == "unimodal" else {}
+    cfg = resolve_run({**debug_raw, "method": {"name": name, "params": params}, "dagr": {"enabled": dagr}})
+    trainer = Trainer(cfg, run_dir_for(cfg, tmp_path))
+    for _ in range(2):
+        batch = next(trainer.data.train.batches(16, shuffle=True, generator=trainer.generator))
+        trainer._train_step(batch)
+    for pname, p in trainer.model.named_parameters():
+        assert p.grad is not None, f"{name}: {pname} got no gradient"
+        assert torch.isfinite(p.grad).all(), f"{name}: {pname} has a non-finite gradient"
+
+
+def test_dagr_changes_encoder_gradients_only(debug_raw, tmp_path):
+    grads = {}
+    for dagr in (False, True):
+        cfg = resolve_run({**debug_raw, "dagr": {"enabled": dagr, "lambda_disperse": 1.0, "lambda_anchor": 1.0,
+                                                 "tau": 0.0}})
+        trainer = Trainer(cfg, run_dir_for(cfg, tmp_path))
+        batch = next(trainer.data.train.batches(16))
+        trainer.optimizer.zero_grad()
+        out = trainer.model(batch.inputs)
+        losses = trainer.method.losses(out, batch)
+        reg = trainer.regularizer(out.embeddings)["loss"] if dagr else None
+        trainer.method.backward(losses, reg)
+        grads[dagr] = {n: p.grad.clone() for n, p in trainer.model.named_parameters()}
+    for n in grads[False]:
+        changed = not torch.allclose(grads[False][n], grads[True][n])
+        assert changed == n.startswith("encoders."), n  # DAGR acts on the embeddings only
