@@ -39,6 +39,7 @@ class DataConfig:
 class ModelConfig:
     encoder: Literal["small_cnn", "resnet18"] = "small_cnn"
     width: int = 64  # small_cnn embedding width (resnet18 is always 512)
+    stem_stride: int = 1  # small_cnn first-convolution stride (resnet18 has its own stride-2 stem)
     fusion: Literal["concat", "sum"] = "concat"
     # "split": unimodal logits from the fused head's weight blocks (OGM-GE); "separate": own heads.
     # "auto" lets the method choose (resolved before the run is hashed).

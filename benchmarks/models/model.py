@@ -57,6 +57,7 @@ class MultimodalModel(nn.Module):
 
 def build_model(model_cfg, modalities: Mapping[str, int], num_classes: int) -> MultimodalModel:
     """``modalities`` maps each modality the model uses to its input channel count."""
-    encoders = {m: build_encoder(model_cfg.encoder, ch, model_cfg.width) for m, ch in modalities.items()}
+    encoders = {m: build_encoder(model_cfg.encoder, ch, model_cfg.width, model_cfg.stem_stride)
+                for m, ch in modalities.items()}
     return MultimodalModel(encoders, model_cfg.fusion, num_classes,
                            separate_heads=model_cfg.unimodal_heads == "separate")
