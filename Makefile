@@ -28,10 +28,10 @@ smoke: $(STAMP)
 
 # Train the default grid (finished runs are skipped, an interrupted grid resumes) and render the tables.
 reproduce: $(STAMP)
-	$(PY) -m benchmarks reproduce $(CONFIG) --runs $(RUNS) --results $(RESULTS) $(ARGS)
+	$(PY) -m benchmarks reproduce $(CONFIG) --runs $(RUNS) --results $(RESULTS) --readme README.md $(ARGS)
 
 tables: $(STAMP)
-	$(PY) -m benchmarks tables $(CONFIG) --runs $(RUNS) --results $(RESULTS) $(ARGS)
+	$(PY) -m benchmarks tables $(CONFIG) --runs $(RUNS) --results $(RESULTS) --readme README.md $(ARGS)
 
 clean-runs:
 	rm -rf $(RUNS) build/smoke

@@ -1,5 +1,5 @@
 """Methods for multimodal imbalance, each a small class with hooks (see ``baselines.base``)."""
-from . import joint, unimodal  # noqa: F401  (importing registers the methods)
+from . import dgl, gblending, joint, mmpareto, ogm_ge, pmr, unimodal  # noqa: F401  (importing registers them)
 from .base import Method, MethodSetup, NoParams
 from .registry import METHODS, get_method, register
 

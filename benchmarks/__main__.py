@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--runs", default="runs", help="root folder of run directories (default: runs)")
         p.add_argument("--results", default="results", help="root folder of tables (default: results)")
         p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+        p.add_argument("--readme", help="also copy the validation-selected table into this file, between "
+                                        "<!-- table:BENCHMARK --> and <!-- /table:BENCHMARK --> markers")
     sub.add_parser("list", help="list registered methods and datasets")
     args = parser.parse_args(argv)
     try:
@@ -60,9 +62,25 @@ def cmd_tables(args) -> int:
                if not run_dir_for(cfg, Path(args.runs)).is_done()]
     out = Path(args.results) / grid.benchmark
     title = grid.title or f"{grid.benchmark}: accuracy without and with DAGR"
-    render(Path(args.runs) / grid.benchmark, out, title, missing)
+    markdown = render(Path(args.runs) / grid.benchmark, out, title, missing)
+    if args.readme:
+        splice_table(Path(args.readme), grid.benchmark, markdown)
     print(f"wrote {out}/table.md, table.csv, table.tex" + (f" ({len(missing)} runs missing)" if missing else ""))
     return 0
+
+
+def splice_table(readme: Path, benchmark: str, markdown: str) -> None:
+    """Replace the text between the table markers with the generated validation-selected section."""
+    from .records import atomic_write_text
+
+    begin, end = f"<!-- table:{benchmark} -->", f"<!-- /table:{benchmark} -->"
+    text = readme.read_text()
+    if begin not in text or end not in text:
+        print(f"note: {readme} has no {begin} ... {end} markers; it was not updated")
+        return
+    section = markdown.split("## Test-selected")[0].strip()
+    head, rest = text.split(begin, 1)
+    atomic_write_text(readme, f"{head}{begin}\n{section}\n{end}{rest.split(end, 1)[1]}")
 
 
 def cmd_reproduce(args) -> int:

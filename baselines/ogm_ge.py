@@ -1,0 +1,135 @@
+"""OGM-GE: on-the-fly gradient modulation with generalisation enhancement (Peng et al., CVPR 2022).
+
+Only the fused cross-entropy is optimised. After ``backward`` the conv-weight gradients of the
+dominant modality's encoder are scaled by ``k < 1`` and (GE) Gaussian noise with the std of the
+unmodulated gradient is added to the conv-weight gradients of every encoder. See
+``/work/shared/reference/baselines.md`` §2.
+
+Two modalities are required. The official code names them audio/visual; here the first modality of
+the model plays the audio role and the second the visual role (ratio = s_second / s_first).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from benchmarks.strict import ConfigError
+
+from .base import Method
+from .registry import register
+
+
+@dataclass(frozen=True)
+class OGMGEParams:
+    # α: official README, "α = 0.8 for CREMA-D" (0.1 for VGGSound).
+    alpha: float = 0.8
+    # First modulated epoch (0-based, inclusive): official --modulation_starts 0.
+    modulation_start: int = 0
+    # Last modulated epoch = floor(fraction · epochs), inclusive: official --modulation_ends 50 of 100 epochs.
+    modulation_end_fraction: float = 0.5
+    # "tanh": official HEAD (commit a974f3c): dominant modality k = 1 - tanh(α·ρ), the other 1.
+    # "smooth": pre-release form (commit 65b81b1): k = 1 - tanh(α·relu(ρ - 1)) for both modalities.
+    form: Literal["tanh", "smooth"] = "tanh"
+    # GE: add N(0, (std(g)+1e-8)^2) to the conv-weight gradients of both encoders (official OGM_GE mode).
+    noise: bool = True
+
+
+def modality_scores(unimodal_logits: dict[str, Tensor], labels: Tensor) -> dict[str, Tensor]:
+    """s_m = Σ_i softmax(o_m)_i[y_i] over the batch (detached)."""
+    idx = labels.view(-1, 1)
+    return {m: F.softmax(o.detach().float(), dim=1).gather(1, idx).sum() for m, o in unimodal_logits.items()}
+
+
+def ogm_coefficients(unimodal_logits: dict[str, Tensor], labels: Tensor, alpha: float,
+                     form: str = "tanh") -> dict[str, Tensor]:
+    """Modulation coefficients ``{first: k, second: k, "ratio": s_second / s_first}`` (0-d tensors).
+
+    ``tanh`` (official HEAD): if ρ_second > 1 then k_second = 1 - tanh(α ρ_second), k_first = 1;
+    else (also for ρ == 1, the official else-branch) k_first = 1 - tanh(α ρ_first), k_second = 1.
+    ``smooth``: k_m = 1 - tanh(α relu(ρ_m - 1)) for both. ρ_first = 1 / ρ_second.
+    Scores are clamped to ≥1e-12 before dividing (never reached with float softmax in practice).
+    """
+    if len(unimodal_logits) != 2:
+        raise ValueError(f"OGM-GE needs exactly two modalities, got {sorted(unimodal_logits)}")
+    first, second = unimodal_logits
+    s = modality_scores(unimodal_logits, labels)
+    ratio_second = s[second] / s[first].clamp_min(1e-12)
+    ratio_first = s[first] / s[second].clamp_min(1e-12)
+    one = torch.ones_like(ratio_second)
+    if form == "tanh":
+        second_dominant = ratio_second > 1
+        k_second = torch.where(second_dominant, 1 - torch.tanh(alpha * ratio_second), one)
+        k_first = torch.where(second_dominant, one, 1 - torch.tanh(alpha * ratio_first))
+    elif form == "smooth":
+        k_second = 1 - torch.tanh(alpha * F.relu(ratio_second - 1))
+        k_first = 1 - torch.tanh(alpha * F.relu(ratio_first - 1))
+    else:
+        raise ValueError(f"unknown OGM-GE form {form!r}")
+    return {first: k_first, second: k_second, "ratio": ratio_second}
+
+
+def modulation_active(epoch: int, start: int, end_fraction: float, epochs: int) -> bool:
+    """Inclusive window ``start <= epoch <= floor(end_fraction · epochs)`` (official 0..50 of 100)."""
+    return start <= epoch <= math.floor(end_fraction * epochs)
+
+
+def conv_weight_grads(module: torch.nn.Module) -> list[Tensor]:
+    """The 4-D gradients (conv weights) of one encoder; BN and linear parameters are left alone."""
+    return [p.grad for p in module.parameters() if p.grad is not None and p.grad.dim() == 4]
+
+
+@register
+class OGMGE(Method):
+    name = "ogm_ge"
+    title = "OGM-GE"
+    Params = OGMGEParams
+    unimodal_heads = "split"
+    dagr_rule = ("added to the total loss before backward, so its encoder gradient is modulated (k·g + noise) "
+                 "together with the task gradient; the coefficients come from the same unimodal logits")
+
+    def __init__(self, params, model, setup):
+        super().__init__(params, model, setup)
+        if len(model.modalities) != 2:
+            raise ConfigError(f"method 'ogm_ge' needs two modalities, got {model.modalities}")
+
+    def active(self) -> bool:
+        p = self.params
+        return modulation_active(self.epoch, p.modulation_start, p.modulation_end_fraction, self.setup.epochs)
+
+    def losses(self, out, batch):
+        return {"ce_fused": F.cross_entropy(out.logits, batch.labels)}
+
+    def process_gradients(self, out, batch):
+        first, second = self.model.modalities
+        coef = ogm_coefficients(out.unimodal_logits, batch.labels, self.params.alpha, self.params.form)
+        if not self.active():
+            one = torch.ones_like(coef["ratio"])
+            return {"ogm/k_audio": one, "ogm/k_visual": one, "ogm/ratio": coef["ratio"]}
+        self.modulate({m: coef[m] for m in (first, second)})
+        return {"ogm/k_audio": coef[first], "ogm/k_visual": coef[second], "ogm/ratio": coef["ratio"]}
+
+    @torch.no_grad()
+    def modulate(self, k: dict[str, Tensor]) -> None:
+        """g ← k_m g (+ N(0, std(g)+1e-8) when ``noise``) for every conv-weight gradient of each encoder."""
+        grads = {m: conv_weight_grads(self.model.encoders[m]) for m in k}
+        noise = None
+        if self.params.noise:
+            flat = [g for m in k for g in grads[m]]
+            # One CPU draw from the run's seeded generator (checkpointed by the trainer), one transfer.
+            total = sum(g.numel() for g in flat)
+            if total:
+                device = flat[0].device
+                noise = iter(torch.randn(total, generator=self.setup.generator).to(device).split(
+                    [g.numel() for g in flat]))
+        for m, gs in grads.items():
+            for g in gs:
+                if noise is not None:
+                    std = g.std() + 1e-8  # of the unmodulated gradient
+                    g.mul_(k[m].to(g.dtype)).add_(next(noise).view_as(g).to(g.dtype) * std)
+                else:
+                    g.mul_(k[m].to(g.dtype))

@@ -1,0 +1,140 @@
+"""G-Blending: the weight formula by hand, the estimation's isolation (no test data, model untouched), training."""
+from dataclasses import replace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import baselines.gblending  # noqa: F401  (registers "gblending")
+from baselines import METHODS, MethodSetup
+from baselines.gblending import GBlending, GBlendingParams, blend_weights
+from benchmarks.config import resolve_run
+from benchmarks.data.core import TensorSplit
+from benchmarks.runner import run_dir_for
+from benchmarks.strict import ConfigError
+from benchmarks.trainer import Trainer
+
+T0 = {"fused": 2.0, "audio": 2.0, "visual": 2.0}
+V0 = {"fused": 2.0, "audio": 2.0, "visual": 2.0}
+T1 = {"fused": 1.0, "audio": 1.5, "visual": 1.8}
+V1 = {"fused": 1.5, "audio": 1.7, "visual": 1.9}
+# ΔG = .5/.3/.1, ΔO = .5/.2/.1 → ΔG/ΔO² = 2 / 7.5 / 10, total 19.5
+
+
+def test_blend_weights_by_hand():
+    w = blend_weights(T0, T1, V0, V1)
+    assert w == pytest.approx({"fused": 2 / 19.5, "audio": 7.5 / 19.5, "visual": 10 / 19.5})
+    assert sum(w.values()) == pytest.approx(1.0)
+
+
+def test_negative_delta_o_is_squared():
+    # fused: O_end = 1.5 - 2.0 = -0.5, O_start = 0 → ΔO = -0.5, same ratio as +0.5
+    w = blend_weights(T0, {**T1, "fused": 2.0}, V0, V1)
+    assert w == pytest.approx({"fused": 2 / 19.5, "audio": 7.5 / 19.5, "visual": 10 / 19.5})
+
+
+def test_near_zero_delta_o_is_floored():
+    # audio: ΔO = (1.7 - 1.699999) - 0 = 1e-6 < 1e-4 → ΔO² floored at 1e-8 → raw 0.3 / 1e-8 = 3e7
+    w = blend_weights(T0, {**T1, "audio": 1.699999}, V0, V1)
+    total = 2 + 3e7 + 10
+    assert w == pytest.approx({"fused": 2 / total, "audio": 3e7 / total, "visual": 10 / total}, rel=1e-9)
+    w0 = blend_weights(T0, {**T1, "audio": 1.7}, V0, V1)  # ΔO exactly 0: finite too
+    assert w0 == pytest.approx(w, rel=1e-6)
+
+
+def test_no_generalisation_gain_gets_the_floor_weight():
+    w = blend_weights(T0, T1, V0, {**V1, "visual": 2.1})  # ΔG_visual = -0.1
+    assert w == pytest.approx({"fused": 0.99 * 2 / 9.5, "audio": 0.99 * 7.5 / 9.5, "visual": 0.01})
+    w = blend_weights(T0, T1, V0, {**V1, "visual": 2.0}, weight_floor=0.05)  # ΔG = 0 exactly
+    assert w["visual"] == pytest.approx(0.05) and sum(w.values()) == pytest.approx(1.0)
+    bad = blend_weights(T0, T1, V0, {k: 2.5 for k in V1})
+    assert bad == pytest.approx({k: 1 / 3 for k in V1})
+
+
+def test_blend_weights_rejects_bad_input():
+    with pytest.raises(ValueError):
+        blend_weights(T0, T1, V0, {"fused": 1.0})
+    with pytest.raises(ValueError):
+        blend_weights(T0, T1, V0, {**V1, "audio": float("nan")})
+
+
+def test_params_and_schedule():
+    with pytest.raises(ConfigError):
+        GBlendingParams(super_epoch_fraction=0.0)
+
+    class S:  # only what __init__ reads
+        epochs = 100
+
+    class M:
+        modalities = ("audio", "visual")
+
+    online = GBlending(GBlendingParams(), M(), S())
+    assert online.super_epoch == 10 and online.n_estimation == 10
+    assert [e for e in range(35) if online.is_estimation_epoch(e)] == [0, 10, 20, 30]
+    offline = GBlending(GBlendingParams(mode="offline", estimation_epochs=3), M(), S())
+    assert [e for e in range(35) if offline.is_estimation_epoch(e)] == [0] and offline.n_estimation == 3
+    assert online.weights == pytest.approx({"fused": 1 / 3, "audio": 1 / 3, "visual": 1 / 3})
+
+
+@pytest.fixture
+def trainer(debug_raw, tmp_path):
+    def make(dagr=False, params=None):
+        cfg = resolve_run({**debug_raw, "model": {**debug_raw["model"], "width": 8},
+                           "method": {"name": "gblending", "params": params or {}},
+                           "dagr": {"enabled": dagr}})
+        return Trainer(cfg, run_dir_for(cfg, tmp_path))
+    return make
+
+
+class Untouchable(TensorSplit):
+    def batches(self, *args, **kwargs):
+        raise AssertionError("the test split was read")
+
+
+def test_estimation_uses_train_and_val_only_and_leaves_the_model_alone(trainer):
+    t = trainer()
+    assert "gblending" in METHODS and t.model.unimodal_heads is not None
+    test = t.data.test
+    nan_test = TensorSplit({m: torch.full_like(x, float("nan")) for m, x in test.inputs.items()}, test.labels)
+    before = {k: v.clone() for k, v in t.model.state_dict().items()}
+    for split in (nan_test, Untouchable(nan_test.inputs, nan_test.labels)):
+        setup = MethodSetup(replace(t.data, test=split), 2, 16, torch.device("cpu"), torch.Generator().manual_seed(0))
+        method = GBlending(GBlendingParams(), t.model, setup)
+        logs = method.on_epoch_start(0)
+        w = [logs[f"gblend/w_{k}"] for k in ("fused", "audio", "visual")]
+        assert all(isinstance(x, float) and 0 < x < 1 for x in w) and sum(w) == pytest.approx(1.0)
+        assert logs["gblend/estimate_s"] > 0
+        assert method.weights == pytest.approx(dict(zip(("fused", "audio", "visual"), w)))
+        assert "gblend/estimate_s" not in method.on_epoch_start(1) or method.super_epoch == 1
+    after = t.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert all(p.grad is None for p in t.model.parameters())
+
+
+def test_weighted_losses_and_state_roundtrip(trainer):
+    t = trainer()
+    t.method.weights = {"fused": 0.5, "audio": 0.3, "visual": 0.2}
+    batch = next(t.data.train.batches(16))
+    out = t.model(batch.inputs)
+    losses = t.method.losses(out, batch)
+    assert losses["ce_fused"].item() == pytest.approx(0.5 * F.cross_entropy(out.logits, batch.labels).item())
+    assert losses["ce_visual"].item() == pytest.approx(
+        0.2 * F.cross_entropy(out.unimodal_logits["visual"], batch.labels).item())
+    state = t.method.state_dict()
+    other = trainer().method
+    other.load_state_dict(state)
+    assert other.weights == t.method.weights
+    with pytest.raises(ValueError):
+        other.load_state_dict({})
+
+
+@pytest.mark.parametrize("dagr", [False, True])
+def test_two_training_steps_give_finite_gradients(trainer, dagr):
+    t = trainer(dagr)
+    t.method.on_epoch_start(0)
+    for _ in range(2):
+        batch = next(t.data.train.batches(16, shuffle=True, generator=t.generator))
+        logs = t._train_step(batch)
+        assert torch.isfinite(logs["objective"])
+    for n, p in t.model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), n

@@ -1,0 +1,159 @@
+"""OGM-GE: coefficients by hand, the modulation window, which gradients are modulated, DAGR."""
+import math
+
+import pytest
+import torch
+
+import baselines.ogm_ge  # noqa: F401  (registers the method)
+from baselines.ogm_ge import modulation_active, ogm_coefficients
+from benchmarks.config import resolve_run
+from benchmarks.runner import run_dir_for
+from benchmarks.trainer import Trainer
+
+LN3 = math.log(3.0)
+STRONG_DAGR = {"enabled": True, "lambda_disperse": 1.0, "lambda_anchor": 1.0, "tau": 0.0}
+
+
+def make_trainer(debug_raw, tmp_path, params=None, dagr=False, epochs=2):
+    raw = {**debug_raw, "optim": {**debug_raw["optim"], "epochs": epochs},
+           "method": {"name": "ogm_ge", "params": params or {}},
+           "dagr": STRONG_DAGR if dagr else {"enabled": False}}
+    cfg = resolve_run(raw)
+    return Trainer(cfg, run_dir_for(cfg, tmp_path))
+
+
+def logits(p_true_class0):
+    """Two samples of class 0 whose softmax prob of class 0 is 0.5 (logits 0,0) or 0.75 (ln 3, 0)."""
+    row = [LN3, 0.0] if p_true_class0 == 0.75 else [0.0, 0.0]
+    return torch.tensor([row, row])
+
+
+LABELS = torch.tensor([0, 0])
+
+
+def test_tanh_form_modulates_the_dominant_second_modality():
+    # s_a = 0.5+0.5 = 1, s_v = 0.75+0.75 = 1.5 → ρ_v = 1.5 > 1 → k_v = 1 - tanh(0.8·1.5), k_a = 1.
+    k = ogm_coefficients({"audio": logits(0.5), "visual": logits(0.75)}, LABELS, 0.8, "tanh")
+    assert k["ratio"].item() == pytest.approx(1.5)
+    assert k["visual"].item() == pytest.approx(1 - math.tanh(1.2))
+    assert k["audio"].item() == 1.0
+
+
+def test_tanh_form_modulates_the_dominant_first_modality():
+    # s_a = 1.5, s_v = 1 → ρ_v = 2/3, ρ_a = 1.5 → k_a = 1 - tanh(0.8·1.5), k_v = 1.
+    k = ogm_coefficients({"audio": logits(0.75), "visual": logits(0.5)}, LABELS, 0.8, "tanh")
+    assert k["ratio"].item() == pytest.approx(2 / 3)
+    assert k["audio"].item() == pytest.approx(1 - math.tanh(1.2))
+    assert k["visual"].item() == 1.0
+
+
+def test_equal_scores_take_the_official_else_branch():
+    # ρ = 1 exactly: the official else-branch modulates audio with 1 - tanh(α).
+    k = ogm_coefficients({"audio": logits(0.5), "visual": logits(0.5)}, LABELS, 0.8, "tanh")
+    assert k["audio"].item() == pytest.approx(1 - math.tanh(0.8))
+    assert k["visual"].item() == 1.0
+
+
+def test_smooth_form_is_continuous_and_applies_to_both():
+    k = ogm_coefficients({"audio": logits(0.5), "visual": logits(0.75)}, LABELS, 0.8, "smooth")
+    assert k["visual"].item() == pytest.approx(1 - math.tanh(0.8 * 0.5))
+    assert k["audio"].item() == 1.0
+    k = ogm_coefficients({"audio": logits(0.5), "visual": logits(0.5)}, LABELS, 0.8, "smooth")
+    assert k["audio"].item() == 1.0 and k["visual"].item() == 1.0
+
+
+def test_window_is_inclusive_and_scaled_to_the_run():
+    assert [modulation_active(e, 0, 0.5, 100) for e in (0, 50, 51)] == [True, True, False]
+    assert [modulation_active(e, 2, 0.5, 10) for e in (1, 2, 5, 6)] == [False, True, True, False]
+
+
+def backward_once(trainer, batch):
+    trainer.optimizer.zero_grad(set_to_none=True)
+    out = trainer.model(batch.inputs)
+    losses = trainer.method.losses(out, batch)
+    reg = trainer.regularizer(out.embeddings)["loss"] if trainer.regularizer is not None else None
+    trainer.method.backward(losses, reg)
+    return out
+
+
+def by_hand_k(out, labels, alpha=0.8):
+    s = {m: sum(torch.softmax(o[i].detach(), 0)[labels[i]].item() for i in range(len(labels)))
+         for m, o in out.unimodal_logits.items()}
+    rv = s["visual"] / s["audio"]
+    if rv > 1:
+        return {"audio": 1.0, "visual": 1 - math.tanh(alpha * rv)}
+    return {"audio": 1 - math.tanh(alpha / rv), "visual": 1.0}
+
+
+@pytest.mark.parametrize("epoch,modulated", [(0, True), (2, True), (3, False)])
+def test_only_encoder_conv_weights_are_scaled_inside_the_window(epoch, modulated, debug_raw, tmp_path):
+    trainer = make_trainer(debug_raw, tmp_path, {"noise": False}, epochs=4)  # window 0..floor(0.5·4) = 2
+    trainer.method.on_epoch_start(epoch)
+    batch = next(trainer.data.train.batches(16))
+    out = backward_once(trainer, batch)
+    before = {n: p.grad.clone() for n, p in trainer.model.named_parameters()}
+    logs = trainer.method.process_gradients(out, batch)
+    k = by_hand_k(out, batch.labels)
+    assert min(k.values()) < 1
+    conv_ids = {id(p) for m in ("audio", "visual") for p in trainer.model.encoders[m].parameters() if p.dim() == 4}
+    assert conv_ids
+    for n, p in trainer.model.named_parameters():
+        if id(p) in conv_ids and modulated:
+            m = "audio" if p in set(trainer.model.encoders["audio"].parameters()) else "visual"
+            torch.testing.assert_close(p.grad, k[m] * before[n])
+        else:
+            assert torch.equal(p.grad, before[n]), n
+    expected = k if modulated else {"audio": 1.0, "visual": 1.0}
+    assert logs["ogm/k_audio"].item() == pytest.approx(expected["audio"], rel=1e-5)
+    assert logs["ogm/k_visual"].item() == pytest.approx(expected["visual"], rel=1e-5)
+
+
+def test_ge_noise_touches_conv_weights_of_both_encoders_only(debug_raw, tmp_path):
+    trainer = make_trainer(debug_raw, tmp_path)
+    trainer.method.on_epoch_start(0)
+    batch = next(trainer.data.train.batches(16))
+    out = backward_once(trainer, batch)
+    before = {n: p.grad.clone() for n, p in trainer.model.named_parameters()}
+    trainer.method.process_gradients(out, batch)
+    k = by_hand_k(out, batch.labels)
+    for m in ("audio", "visual"):
+        for n, p in trainer.model.encoders[m].named_parameters():
+            key = f"encoders.{m}.{n}"
+            if p.dim() == 4:  # noise even on the k = 1 encoder
+                assert not torch.allclose(p.grad, k[m] * before[key]), key
+                noise = p.grad - k[m] * before[key]
+                assert noise.std().item() == pytest.approx(before[key].std().item(), rel=0.6)
+            else:
+                assert torch.equal(p.grad, before[key]), key
+    for n, p in trainer.model.fusion.named_parameters():
+        assert torch.equal(p.grad, before[f"fusion.{n}"])
+
+
+@pytest.mark.parametrize("dagr", [False, True], ids=["plain", "dagr"])
+def test_two_training_steps_give_finite_gradients(dagr, debug_raw, tmp_path):
+    trainer = make_trainer(debug_raw, tmp_path, dagr=dagr)
+    trainer.method.on_epoch_start(0)
+    for _ in range(2):
+        batch = next(trainer.data.train.batches(16, shuffle=True, generator=trainer.generator))
+        logs = trainer._train_step(batch)
+        assert {"ogm/k_audio", "ogm/k_visual", "ogm/ratio", "ce_fused"} <= set(logs)
+        assert torch.isfinite(logs["objective"])
+    for pname, p in trainer.model.named_parameters():
+        assert p.grad is not None, pname
+        assert torch.isfinite(p.grad).all(), pname
+
+
+def test_dagr_changes_encoder_gradients_but_not_the_coefficients(debug_raw, tmp_path):
+    grads, logs = {}, {}
+    for dagr in (False, True):
+        trainer = make_trainer(debug_raw, tmp_path, {"noise": False}, dagr=dagr)
+        trainer.method.on_epoch_start(0)
+        batch = next(trainer.data.train.batches(16))
+        out = backward_once(trainer, batch)
+        logs[dagr] = trainer.method.process_gradients(out, batch)
+        grads[dagr] = {n: p.grad.clone() for n, p in trainer.model.named_parameters()}
+    for key in ("ogm/k_audio", "ogm/k_visual", "ogm/ratio"):
+        assert torch.equal(logs[False][key], logs[True][key]), key
+    for n in grads[False]:
+        changed = not torch.allclose(grads[False][n], grads[True][n])
+        assert changed == n.startswith("encoders."), n

@@ -1,0 +1,166 @@
+"""PMR: prototypes, coefficients and PCE by hand; the epoch hook; DAGR."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import baselines.pmr  # noqa: F401  (registers the method)
+from baselines.pmr import (class_sums, pmr_coefficients, prototype_entropy, prototype_logits, update_prototypes)
+from benchmarks.config import resolve_run
+from benchmarks.runner import run_dir_for
+from benchmarks.trainer import Trainer
+
+STRONG_DAGR = {"enabled": True, "lambda_disperse": 1.0, "lambda_anchor": 1.0, "tau": 0.0}
+
+
+def make_trainer(debug_raw, tmp_path, params=None, dagr=False, epochs=2, batch_size=16):
+    raw = {**debug_raw, "optim": {**debug_raw["optim"], "epochs": epochs},
+           "data": {**debug_raw["data"], "batch_size": batch_size},
+           "method": {"name": "pmr", "params": params or {}},
+           "dagr": STRONG_DAGR if dagr else {"enabled": False}}
+    cfg = resolve_run(raw)
+    return Trainer(cfg, run_dir_for(cfg, tmp_path))
+
+
+def test_prototypes_are_class_means_and_empty_classes_keep_the_old_one():
+    emb = torch.tensor([[1.0, 0.0], [3.0, 0.0], [0.0, 2.0]])
+    sums, counts = class_sums(emb, torch.tensor([0, 0, 1]), 3)
+    first = update_prototypes(sums, counts, None, 0.5)
+    torch.testing.assert_close(first, torch.tensor([[2.0, 0.0], [0.0, 2.0], [0.0, 0.0]]))  # class 2 empty → 0
+    prev = torch.tensor([[0.0, 0.0], [0.0, 0.0], [5.0, 5.0]])
+    ema = update_prototypes(sums, counts, prev, 0.5)  # (1-μ)·mean + μ·old; empty class stays at old
+    torch.testing.assert_close(ema, torch.tensor([[1.0, 0.0], [0.0, 1.0], [5.0, 5.0]]))
+    assert torch.isfinite(ema).all()
+
+
+def test_switch_coefficients():
+    a = pmr_coefficients({"audio": torch.tensor(1.0), "visual": torch.tensor(1.5)}, 2.0, "switch")
+    assert (a["audio"].item(), a["visual"].item()) == (2.0, 0.0)  # ρ = 2/3 < 1: audio is weaker
+    b = pmr_coefficients({"audio": torch.tensor(1.5), "visual": torch.tensor(1.0)}, 2.0, "switch")
+    assert (b["audio"].item(), b["visual"].item()) == (0.0, 2.0)
+    c = pmr_coefficients({"audio": torch.tensor(1.0), "visual": torch.tensor(1.0)}, 2.0, "switch")
+    assert (c["audio"].item(), c["visual"].item()) == (0.0, 0.0)
+
+
+def test_continuous_coefficients():
+    a = pmr_coefficients({"audio": torch.tensor(1.0), "visual": torch.tensor(1.5)}, 2.0, "continuous")
+    assert a["audio"].item() == pytest.approx(2.0 * (1.5 - 1))  # α·clip(1/ρ_a - 1, 0, 1), ρ_a = 2/3
+    assert a["visual"].item() == 0.0
+    b = pmr_coefficients({"audio": torch.tensor(4.0), "visual": torch.tensor(1.0)}, 2.0, "continuous")
+    assert b["visual"].item() == 2.0 and b["audio"].item() == 0.0  # 1/ρ_v - 1 = 3, clipped to 1
+
+
+def test_pce_for_two_points_by_hand_and_finite_gradient_at_a_prototype():
+    emb = torch.tensor([[0.0, 0.0], [3.0, 4.0]], requires_grad=True)
+    protos = torch.tensor([[0.0, 0.0], [3.0, 4.0]])
+    logits = prototype_logits(emb, protos)
+    torch.testing.assert_close(logits, torch.tensor([[0.0, -5.0], [-5.0, 0.0]]))
+    pce = F.cross_entropy(logits, torch.tensor([0, 0]))
+    assert pce.item() == pytest.approx(2.5 + math.log(1 + math.exp(-5)), rel=1e-6)
+    pce.backward()
+    assert torch.isfinite(emb.grad).all()
+    h = prototype_entropy(torch.zeros(3, 4))
+    assert h.item() == pytest.approx(math.log(4))
+
+
+def test_epoch_start_builds_prototypes_from_the_first_tenth_of_shuffled_batches(debug_raw, tmp_path):
+    trainer = make_trainer(debug_raw, tmp_path)  # 160 train samples / 16 = 10 batches → 1 batch
+    state = trainer.generator.get_state()
+    trainer.model.train()
+    trainer.method.on_epoch_start(0)
+    assert trainer.model.training
+    gen = torch.Generator().manual_seed(0)
+    gen.set_state(state)
+    batch = next(trainer.data.train.batches(16, shuffle=True, generator=gen))
+    trainer.model.eval()
+    with torch.no_grad():
+        emb = trainer.model.encode(batch.inputs)
+    for m in ("audio", "visual"):
+        expected = torch.stack([emb[m][batch.labels == k].mean(0) if (batch.labels == k).any()
+                                else torch.zeros(emb[m].shape[1]) for k in range(4)])
+        torch.testing.assert_close(trainer.method.prototypes[m], expected)
+    assert torch.equal(trainer.generator.get_state(), gen.get_state())
+
+
+def test_empty_classes_in_the_prototype_batches_give_no_nan(debug_raw, tmp_path):
+    trainer = make_trainer(debug_raw, tmp_path, {"prototype_fraction": 0.001}, batch_size=2)  # 2 of 4 classes
+    trainer.method.on_epoch_start(0)
+    protos = trainer.method.prototypes
+    assert all(torch.isfinite(c).all() for c in protos.values())
+    assert any((c.abs().sum(1) == 0).any() for c in protos.values())
+    trainer.method.on_epoch_start(1)
+    batch = next(trainer.data.train.batches(16))
+    losses = trainer.method.losses(trainer.model(batch.inputs), batch)
+    assert all(torch.isfinite(v) for v in losses.values())
+
+
+def test_losses_use_the_coefficients_inside_the_window_only(debug_raw, tmp_path):
+    trainer = make_trainer(debug_raw, tmp_path, epochs=4)  # window 0..floor(0.7·4) = 2
+    trainer.method.on_epoch_start(0)
+    batch = next(trainer.data.train.batches(16))
+    out = trainer.model(batch.inputs)
+    losses = trainer.method.losses(out, batch)
+    protos = trainer.method.prototypes
+    logits = {m: -torch.cdist(out.embeddings[m], protos[m]) for m in ("audio", "visual")}
+    s = {m: F.softmax(logits[m], 1)[torch.arange(16), batch.labels].sum() for m in logits}
+    weaker = "audio" if s["audio"] < s["visual"] else "visual"
+    for m in ("audio", "visual"):
+        pce = F.cross_entropy(logits[m], batch.labels)
+        expected = 2.0 * pce if m == weaker else 0.0 * pce
+        torch.testing.assert_close(losses[f"pce_{m}"], expected, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(losses["ce_fused"], F.cross_entropy(out.logits, batch.labels))
+    trainer.method.on_epoch_start(3)
+    assert set(trainer.method.losses(out, batch)) == {"ce_fused"}
+
+
+def test_per_term_early_epochs_only(debug_raw, tmp_path):
+    trainer = make_trainer(debug_raw, tmp_path, {"per_weight": 0.01, "per_epochs": 1})
+    trainer.method.on_epoch_start(0)
+    batch = next(trainer.data.train.batches(16))
+    assert "per" in trainer.method.losses(trainer.model(batch.inputs), batch)
+    trainer.method.on_epoch_start(1)
+    assert "per" not in trainer.method.losses(trainer.model(batch.inputs), batch)
+
+
+def test_state_dict_round_trip(debug_raw, tmp_path):
+    trainer = make_trainer(debug_raw, tmp_path)
+    trainer.method.on_epoch_start(0)
+    other = make_trainer(debug_raw, tmp_path)
+    other.method.load_state_dict(trainer.method.state_dict())
+    for m, c in trainer.method.prototypes.items():
+        assert torch.equal(other.method.prototypes[m], c)
+
+
+@pytest.mark.parametrize("coefficient", ["switch", "continuous"])
+@pytest.mark.parametrize("dagr", [False, True], ids=["plain", "dagr"])
+def test_two_training_steps_give_finite_gradients(dagr, coefficient, debug_raw, tmp_path):
+    trainer = make_trainer(debug_raw, tmp_path, {"coefficient": coefficient, "per_weight": 0.01}, dagr=dagr)
+    trainer.method.on_epoch_start(0)
+    for _ in range(2):
+        batch = next(trainer.data.train.batches(16, shuffle=True, generator=trainer.generator))
+        logs = trainer._train_step(batch)
+        assert {"pce_audio", "pce_visual"} <= set(logs) and torch.isfinite(logs["objective"])
+    for pname, p in trainer.model.named_parameters():
+        assert p.grad is not None, pname
+        assert torch.isfinite(p.grad).all(), pname
+
+
+def test_dagr_changes_encoder_gradients_but_not_the_pmr_terms(debug_raw, tmp_path):
+    grads, losses = {}, {}
+    for dagr in (False, True):
+        trainer = make_trainer(debug_raw, tmp_path, dagr=dagr)
+        trainer.method.on_epoch_start(0)
+        batch = next(trainer.data.train.batches(16))
+        trainer.optimizer.zero_grad()
+        out = trainer.model(batch.inputs)
+        losses[dagr] = trainer.method.losses(out, batch)
+        reg = trainer.regularizer(out.embeddings)["loss"] if dagr else None
+        trainer.method.backward(losses[dagr], reg)
+        grads[dagr] = {n: p.grad.clone() for n, p in trainer.model.named_parameters()}
+    for key in losses[False]:
+        assert torch.equal(losses[False][key], losses[True][key]), key
+    assert losses[True]["pce_audio"] + losses[True]["pce_visual"] > 0
+    for n in grads[False]:
+        changed = not torch.allclose(grads[False][n], grads[True][n])
+        assert changed == n.startswith("encoders."), n
