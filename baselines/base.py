@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from benchmarks.data import Batch, DatasetSplits
+from geomreg.pareto import pareto_combine
 from benchmarks.models import ModelOutput, MultimodalModel
 from benchmarks.strict import ConfigError
 
@@ -38,6 +39,8 @@ class MethodSetup:
     batch_size: int
     device: torch.device
     generator: torch.Generator  # seeded; use it for any randomness the method draws
+    dagr_combine: Literal["sum", "pareto"] = "sum"  # how DAGR's gradient meets the task gradient
+    dagr_pareto_gamma: float = 1.0
 
 
 class Method:
@@ -47,6 +50,8 @@ class Method:
     # Which unimodal logits the method needs: the fused head's weight split, separate heads, or either.
     unimodal_heads: ClassVar[Literal["split", "separate", "any"]] = "any"
     supports_dagr: ClassVar[bool] = True
+    # False where the method builds encoder gradients itself and DAGR already joins one of its sides.
+    supports_dagr_pareto: ClassVar[bool] = True
     # How DAGR's loss joins this method's objective (shown in the docs and the README table).
     dagr_rule: ClassVar[str] = "added to the total loss before backward"
 
@@ -83,9 +88,12 @@ class Method:
 
     def backward(self, losses: dict[str, Tensor], regularizer: Tensor | None) -> None:
         total = sum(losses.values())
-        if regularizer is not None:
-            total = total + regularizer
-        total.backward()
+        if regularizer is None:
+            total.backward()
+        elif self.setup.dagr_combine == "sum":
+            (total + regularizer).backward()
+        else:
+            pareto_backward(self.model, total, regularizer, self.setup.dagr_pareto_gamma)
 
     def process_gradients(self, out: ModelOutput, batch: Batch) -> dict[str, Tensor]:
         return {}
@@ -97,3 +105,22 @@ class Method:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state:
             raise ValueError(f"method {self.name!r} has no state to restore, got keys {sorted(state)}")
+
+
+def pareto_backward(model: MultimodalModel, task: Tensor, regularizer: Tensor, gamma: float) -> None:
+    """DAGR's "Pareto" combination: per encoder, the task gradient and DAGR's gradient are combined by
+    MMPareto's rule (cosine test, two-task min-norm weights, per-tensor norm restoration, × gamma).
+    Parameters outside the encoders (the heads) get the task gradient, which is all they receive anyway.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    g_task = list(torch.autograd.grad(task, params, retain_graph=True, allow_unused=True))
+    g_reg = torch.autograd.grad(regularizer, params, allow_unused=True)
+    position = {id(p): i for i, p in enumerate(params)}
+    for m in model.modalities:
+        idx = [position[id(p)] for p in model.encoder_parameters(m) if p.requires_grad]
+        combined = pareto_combine([g_task[i] for i in idx], [g_reg[i] for i in idx], gamma).grads
+        for i, g in zip(idx, combined):
+            g_task[i] = g
+    for p, g in zip(params, g_task):
+        if g is not None:
+            p.grad = g.detach() if p.grad is None else p.grad + g.detach()

@@ -37,7 +37,9 @@ def cmd_list(args) -> int:
     from baselines import METHODS
     from benchmarks.data import DATASETS
 
-    print("methods:", ", ".join(METHODS))
+    print("methods (name: how DAGR joins it):")
+    for name, cls in METHODS.items():
+        print(f"  {name}: {cls.dagr_rule}")
     print("datasets:", ", ".join(DATASETS))
     return 0
 

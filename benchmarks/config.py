@@ -74,6 +74,12 @@ class DAGRConfig:
     lambda_anchor: float = 0.1
     dispersion_form: Literal["uniformity", "infonce_l2"] = "uniformity"
     squared_hinge: bool = False
+    # "sum": DAGR's loss joins the method's objective (the rule of each method, see its dagr_rule);
+    # "pareto": per encoder, the task and DAGR gradients are combined by MMPareto's min-norm rule
+    # (the paper's "Pareto+Hinge" variant, reconstructed), scaled by pareto_gamma (MMPareto uses 1.5;
+    # 1.0 keeps the step size of the plain sum so that only the direction changes).
+    combine: Literal["sum", "pareto"] = "sum"
+    pareto_gamma: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -144,6 +150,9 @@ def resolve_run(raw: dict[str, Any]) -> RunConfig:
     heads = method.resolve_unimodal_heads(cfg.model.unimodal_heads)
     if cfg.dagr.enabled and not method.supports_dagr:
         raise ConfigError(f"method {cfg.method.name!r} cannot be combined with DAGR")
+    if cfg.dagr.enabled and cfg.dagr.combine == "pareto" and not method.supports_dagr_pareto:
+        raise ConfigError(f"method {cfg.method.name!r} builds its encoder gradients itself; "
+                          f"dagr.combine='pareto' is not defined for it (use 'sum')")
     return replace(
         cfg,
         data=replace(cfg.data, params=data_params),

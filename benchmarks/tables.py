@@ -116,6 +116,32 @@ def header(records: list[dict[str, Any]], failed: list[dict[str, Any]], missing:
     return lines
 
 
+def cost_table(records: list[dict[str, Any]]) -> pd.DataFrame | None:
+    """Mean wall seconds per epoch (training + evaluation) per method and arm, relative to joint training."""
+    rows = [{"method": row_name(r["config"]), "dagr": bool(r["config"]["dagr"]["enabled"]),
+             "s_per_epoch": r["final"]["wall_time_s"] / r["final"]["epochs"]}
+            for r in records if "wall_time_s" in r["final"]]
+    if not rows:
+        return None
+    mean = pd.DataFrame(rows).groupby(["method", "dagr"], sort=False)["s_per_epoch"].mean()
+    joint = mean.get((METHODS["joint"].title, False))
+    table = []
+    for method in dict.fromkeys(m for m, _ in mean.index):
+        off, on = mean.get((method, False)), mean.get((method, True))
+        table.append({
+            "Method": method,
+            "s/epoch w/o DAGR": _num(off, ".2f"),
+            "s/epoch w/ DAGR": _num(on, ".2f"),
+            "× joint (w/o DAGR)": _num(off / joint if off is not None and joint else None, ".2f"),
+            "DAGR overhead ×": _num(on / off if on is not None and off else None, ".2f"),
+        })
+    return pd.DataFrame(table)
+
+
+def _num(value, fmt: str) -> str:
+    return "–" if value is None or pd.isna(value) else format(value, fmt)
+
+
 def render(runs_dir: Path, out_dir: Path, title: str, missing: list[str] = ()) -> str:
     """Write table.md, table.csv and table.tex for one benchmark; returns the markdown."""
     records, failed = load_records(runs_dir)
@@ -130,9 +156,15 @@ def render(runs_dir: Path, out_dir: Path, title: str, missing: list[str] = ()) -
         table = wide_table(summary)
         heading = "Validation-selected (our protocol)" if rule == "best_val" else "Test-selected (paper protocol, optimistic)"
         parts += [f"## {heading}", "", f"Selection `{rule}`: {RULE_TEXT[rule]}.", "",
-                  tabulate(table, headers="keys", tablefmt="github", showindex=False), ""]
+                  tabulate(table, headers="keys", tablefmt="github", showindex=False, disable_numparse=True), ""]
         if rule == "best_val":
-            latex = tabulate(table, headers="keys", tablefmt="latex_booktabs", showindex=False)
+            latex = tabulate(table, headers="keys", tablefmt="latex_booktabs", showindex=False, disable_numparse=True)
+    costs = cost_table(records)
+    if costs is not None:
+        parts += ["## Cost", "", "Mean wall time per epoch (training, the method's own passes, evaluation on val "
+                  "and test) over seeds, measured on the machine named in each run's final.json; "
+                  "timings of runs trained concurrently or on different machines are not comparable.", "",
+                  tabulate(costs, headers="keys", tablefmt="github", showindex=False, disable_numparse=True), ""]
     markdown = "\n".join(parts)
     out_dir = Path(out_dir)
     atomic_write_text(out_dir / "table.md", markdown)

@@ -102,7 +102,8 @@ class Trainer:
         self.data: DatasetSplits = load_data(cfg.data, method_cls.modalities(params, available))
         self.model: MultimodalModel = build_model(cfg.model, self.data.channels, self.data.num_classes).to(self.device)
         self.generator = torch.Generator().manual_seed(cfg.seed)
-        setup = MethodSetup(self.data, cfg.optim.epochs, cfg.data.batch_size, self.device, self.generator)
+        setup = MethodSetup(self.data, cfg.optim.epochs, cfg.data.batch_size, self.device, self.generator,
+                            dagr_combine=cfg.dagr.combine, dagr_pareto_gamma=cfg.dagr.pareto_gamma)
         self.method: Method = method_cls(params, self.model, setup)
         self.regularizer = build_regularizer(cfg)
         self.optimizer = build_optimizer(cfg, self.model)

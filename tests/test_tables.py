@@ -29,6 +29,7 @@ def test_hand_computed_cells(tmp_path):
     text = render_fake(tmp_path)
     assert "| Joint training | 50.00 ± 2.00 | 55.00 ± 2.00 | +5.00 | 30.00 ± 2.00 | 36.00 ± 2.00 | +6.00 " \
            "| 85.00 ± 2.00 | 86.00 ± 2.00 | +1.00 |" in re.sub(" +", " ", text)
+    assert "| Joint training | 1.00 | 1.10 | 1.00 | 1.10 |" in re.sub(" +", " ", text)
     assert "- FAILED: joint-s3 (NonFiniteLossError: boom)" in text
     assert "- MISSING: joint+dagr-s3" in text
     csv = pd.read_csv(tmp_path / "table.csv")
