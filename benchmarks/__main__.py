@@ -72,7 +72,7 @@ def cmd_tables(args) -> int:
 
 
 def splice_table(readme: Path, benchmark: str, markdown: str) -> None:
-    """Replace the text between the table markers with the generated validation-selected section."""
+    """Replace the text between the table markers with the generated validation-selected and cost sections."""
     from .records import atomic_write_text
 
     begin, end = f"<!-- table:{benchmark} -->", f"<!-- /table:{benchmark} -->"
@@ -80,7 +80,8 @@ def splice_table(readme: Path, benchmark: str, markdown: str) -> None:
     if begin not in text or end not in text:
         print(f"note: {readme} has no {begin} ... {end} markers; it was not updated")
         return
-    section = markdown.split("## Test-selected")[0].strip()
+    selected, _, rest = markdown.partition("## Test-selected")
+    section = selected.strip() + ("\n\n## Cost" + rest.split("## Cost", 1)[1].rstrip() if "## Cost" in rest else "")
     head, rest = text.split(begin, 1)
     atomic_write_text(readme, f"{head}{begin}\n{section}\n{end}{rest.split(end, 1)[1]}")
 

@@ -51,6 +51,14 @@ def row_name(config: dict[str, Any]) -> str:
     return cls.title if cls is not None else method["name"]
 
 
+def row_order(name: str) -> tuple[int, int, str]:
+    """References first, then registered methods in registry order, then unknown names."""
+    titles = [cls.title for cls in METHODS.values()]
+    if name.endswith("(unimodal reference)"):
+        return (0, 0, name)
+    return (1, titles.index(name), name) if name in titles else (2, 0, name)
+
+
 def results_frame(records: list[dict[str, Any]], rule: str) -> pd.DataFrame:
     """One row per run: method row name, DAGR arm, seed and the selected test accuracies."""
     rows = []
@@ -75,8 +83,8 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def wide_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """Rows: references first, then methods; columns: <col> w/o DAGR, w/ DAGR, Δ."""
-    order = list(dict.fromkeys(summary.sort_values("reference", ascending=False, kind="stable")["method"]))
+    """Rows: references first, then methods in registry order; columns: <col> w/o DAGR, w/ DAGR, Δ."""
+    order = sorted(dict.fromkeys(summary["method"]), key=row_order)
     lookup = {(r.method, r.dagr, r.column): r for r in summary.itertuples()}
     table = []
     for method in order:
@@ -126,7 +134,7 @@ def cost_table(records: list[dict[str, Any]]) -> pd.DataFrame | None:
     mean = pd.DataFrame(rows).groupby(["method", "dagr"], sort=False)["s_per_epoch"].mean()
     joint = mean.get((METHODS["joint"].title, False))
     table = []
-    for method in dict.fromkeys(m for m, _ in mean.index):
+    for method in sorted(dict.fromkeys(m for m, _ in mean.index), key=row_order):
         off, on = mean.get((method, False)), mean.get((method, True))
         table.append({
             "Method": method,

@@ -145,19 +145,23 @@ def test_every_method_gives_every_learning_parameter_a_finite_gradient(name, dag
         assert torch.isfinite(p.grad).all(), f"{name}: {pname} has a non-finite gradient"
 
 
-def test_dagr_changes_encoder_gradients_only(debug_raw, tmp_path):
-    grads = {}
+@pytest.mark.parametrize("name", [m for m in TRAINABLE_METHODS if METHODS[m].supports_dagr])
+def test_dagr_changes_encoder_gradients_only_and_keeps_the_method_intact(name, debug_raw, tmp_path):
+    grads, losses = {}, {}
     for dagr in (False, True):
-        cfg = resolve_run({**debug_raw, "dagr": {"enabled": dagr, "lambda_disperse": 1.0, "lambda_anchor": 1.0,
-                                                 "tau": 0.0}})
+        cfg = resolve_run({**debug_raw, "method": {"name": name},
+                           "dagr": {"enabled": dagr, "lambda_disperse": 1.0, "lambda_anchor": 1.0, "tau": 0.0}})
         trainer = Trainer(cfg, run_dir_for(cfg, tmp_path))
+        trainer.method.on_epoch_start(0)  # prototypes, blending weights, ...
         batch = next(trainer.data.train.batches(16))
         trainer.optimizer.zero_grad()
         out = trainer.model(batch.inputs)
-        losses = trainer.method.losses(out, batch)
+        losses[dagr] = trainer.method.losses(out, batch)
         reg = trainer.regularizer(out.embeddings)["loss"] if dagr else None
-        trainer.method.backward(losses, reg)
+        trainer.method.backward(losses[dagr], reg)
         grads[dagr] = {n: p.grad.clone() for n, p in trainer.model.named_parameters()}
+    for key in losses[False]:  # the method's own terms do not see DAGR
+        torch.testing.assert_close(losses[False][key], losses[True][key])
     for n in grads[False]:
         changed = not torch.allclose(grads[False][n], grads[True][n])
         assert changed == n.startswith("encoders."), n  # DAGR acts on the embeddings only
