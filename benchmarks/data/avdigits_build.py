@@ -23,6 +23,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -314,9 +315,15 @@ def build(pinned: bool = True, workers: int | None = None, verbose: bool = True)
 
 
 def save(arrays: dict, out: Path) -> Path:
+    """An .npz (zip of .npy files) with LZMA compression: 4.2 MB instead of savez_compressed's 5.3 MB,
+    and np.load reads it unchanged (zipfile decompresses LZMA itself)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.stem + ".partial.npz")
-    np.savez_compressed(tmp, **arrays)
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_LZMA) as zf:
+        for key, value in arrays.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.asanyarray(value), allow_pickle=False)
+            zf.writestr(f"{key}.npy", buf.getvalue())
     os.replace(tmp, out)
     return out
 
