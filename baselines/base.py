@@ -98,6 +98,10 @@ class Method:
     def process_gradients(self, out: ModelOutput, batch: Batch) -> dict[str, Tensor]:
         return {}
 
+    def eval_unimodal_logits(self, out: ModelOutput) -> dict[str, Tensor]:
+        """The unimodal logits that evaluation scores (the method's own protocol; default: the model's)."""
+        return out.unimodal_logits
+
     # --- checkpointing of method state (prototypes, blending weights, ...) -------------------------
     def state_dict(self) -> dict[str, Any]:
         return {}

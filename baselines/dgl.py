@@ -89,6 +89,10 @@ class DGL(Method):
         return dgl_losses(self.model.fusion, out.embeddings, batch.labels, self.params.alpha,
                           self.params.unimodal_bias)
 
+    def eval_unimodal_logits(self, out):
+        # DGL's code scores fc_out(cat(a, 0)): the unimodal logits it trains, with the bias it chose.
+        return dgl_unimodal_logits(self.model.fusion, out.embeddings, self.params.unimodal_bias)
+
     def process_gradients(self, out, batch):
         if self.params.grad_clip_norm is None:
             return {}

@@ -1,12 +1,14 @@
 """Accuracy and macro-F1 of the fused and the unimodal predictions."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from .data import TensorSplit
-from .models import MultimodalModel
+from .models import ModelOutput, MultimodalModel
 
 
 def macro_f1(pred: Tensor, target: Tensor, num_classes: int) -> float:
@@ -19,10 +21,16 @@ def macro_f1(pred: Tensor, target: Tensor, num_classes: int) -> float:
     return (2 * tp[present] / support[present]).mean().item() if present.any() else 0.0
 
 
+def model_unimodal_logits(out: ModelOutput) -> dict[str, Tensor]:
+    return out.unimodal_logits
+
+
 @torch.no_grad()
 def evaluate(model: MultimodalModel, split: TensorSplit, batch_size: int, device: torch.device,
-             num_classes: int) -> dict[str, float]:
-    """``acc``/``f1``/``loss`` of the fused logits, ``acc_<m>``/``f1_<m>`` per modality."""
+             num_classes: int, unimodal_logits: Callable[[ModelOutput], dict[str, Tensor]] = model_unimodal_logits,
+             ) -> dict[str, float]:
+    """``acc``/``f1``/``loss`` of the fused logits, ``acc_<m>``/``f1_<m>`` per modality
+    (from ``unimodal_logits(out)``, the method's evaluation protocol)."""
     was_training = model.training
     model.eval()
     fused, unimodal, labels = [], {m: [] for m in model.modalities}, []
@@ -30,8 +38,9 @@ def evaluate(model: MultimodalModel, split: TensorSplit, batch_size: int, device
         batch = batch.to(device)
         out = model(batch.inputs)
         fused.append(out.logits.float())
+        per_modality = unimodal_logits(out)
         for m in model.modalities:
-            unimodal[m].append(out.unimodal_logits[m].argmax(1))
+            unimodal[m].append(per_modality[m].argmax(1))
         labels.append(batch.labels)
     model.train(was_training)
     logits, target = torch.cat(fused), torch.cat(labels)

@@ -175,7 +175,8 @@ class Trainer:
         return logs
 
     def _evaluate(self, split) -> dict[str, float]:
-        return evaluate(self.model, split, self.cfg.data.eval_batch_size, self.device, self.data.num_classes)
+        return evaluate(self.model, split, self.cfg.data.eval_batch_size, self.device, self.data.num_classes,
+                        self.method.eval_unimodal_logits)
 
     # --- checkpoints and records -------------------------------------------------------------------
     def _checkpoint(self, rows: list[dict[str, Any]], epoch: int, elapsed: float) -> None:
