@@ -13,6 +13,7 @@ and ``on_epoch_start`` / ``on_epoch_end`` around each epoch (prototype passes, w
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -50,16 +51,25 @@ class Method:
     # Which unimodal logits the method needs: the fused head's weight split, separate heads, or either.
     unimodal_heads: ClassVar[Literal["split", "separate", "any"]] = "any"
     supports_dagr: ClassVar[bool] = True
+    # True for methods written for an audio/visual pair (OGM-GE's ratio, PMR's switch).
+    needs_two_modalities: ClassVar[bool] = False
     # False where the method builds encoder gradients itself and DAGR already joins one of its sides.
     supports_dagr_pareto: ClassVar[bool] = True
     # How DAGR's loss joins this method's objective (shown in the docs and the README table).
     dagr_rule: ClassVar[str] = "added to the total loss before backward"
 
     def __init__(self, params: Any, model: MultimodalModel, setup: MethodSetup) -> None:
+        if self.needs_two_modalities and len(model.modalities) != 2:
+            raise ConfigError(f"method {self.name!r} needs two modalities, got {model.modalities}")
         self.params = params
         self.model = model
         self.setup = setup
         self.epoch = 0
+
+    def in_window(self, start: int, end_fraction: float) -> bool:
+        """Whether this epoch is in ``start <= epoch <= floor(end_fraction · epochs)``: the originals'
+        inclusive modulation windows (e.g. OGM-GE 0..50 of 100), scaled to the run's epochs."""
+        return modulation_active(self.epoch, start, end_fraction, self.setup.epochs)
 
     @classmethod
     def resolve_unimodal_heads(cls, requested: str) -> str:
@@ -109,6 +119,11 @@ class Method:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state:
             raise ValueError(f"method {self.name!r} has no state to restore, got keys {sorted(state)}")
+
+
+def modulation_active(epoch: int, start: int, end_fraction: float, epochs: int) -> bool:
+    """Inclusive window ``start <= epoch <= floor(end_fraction · epochs)``."""
+    return start <= epoch <= math.floor(end_fraction * epochs)
 
 
 def pareto_backward(model: MultimodalModel, task: Tensor, regularizer: Tensor, gamma: float) -> None:

@@ -10,7 +10,6 @@ the model plays the audio role and the second the visual role (ratio = s_second 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,7 +17,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from benchmarks.strict import ConfigError
 
 from .base import Method
 from .registry import register
@@ -73,11 +71,6 @@ def ogm_coefficients(unimodal_logits: dict[str, Tensor], labels: Tensor, alpha: 
     return {first: k_first, second: k_second, "ratio": ratio_second}
 
 
-def modulation_active(epoch: int, start: int, end_fraction: float, epochs: int) -> bool:
-    """Inclusive window ``start <= epoch <= floor(end_fraction · epochs)`` (official 0..50 of 100)."""
-    return start <= epoch <= math.floor(end_fraction * epochs)
-
-
 def conv_weight_grads(module: torch.nn.Module) -> list[Tensor]:
     """The 4-D gradients (conv weights) of one encoder; BN and linear parameters are left alone."""
     return [p.grad for p in module.parameters() if p.grad is not None and p.grad.dim() == 4]
@@ -92,14 +85,10 @@ class OGMGE(Method):
     dagr_rule = ("added to the total loss before backward, so its encoder gradient is modulated (k·g + noise) "
                  "together with the task gradient; the coefficients come from the same unimodal logits")
 
-    def __init__(self, params, model, setup):
-        super().__init__(params, model, setup)
-        if len(model.modalities) != 2:
-            raise ConfigError(f"method 'ogm_ge' needs two modalities, got {model.modalities}")
+    needs_two_modalities = True
 
     def active(self) -> bool:
-        p = self.params
-        return modulation_active(self.epoch, p.modulation_start, p.modulation_end_fraction, self.setup.epochs)
+        return self.in_window(self.params.modulation_start, self.params.modulation_end_fraction)
 
     def losses(self, out, batch):
         return {"ce_fused": F.cross_entropy(out.logits, batch.labels)}

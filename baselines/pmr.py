@@ -17,7 +17,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from benchmarks.strict import ConfigError
 
 from .base import Method
 from .registry import register
@@ -117,16 +116,15 @@ class PMR(Method):
     dagr_rule = ("added to the total loss before backward; PCE and DAGR both act on the embeddings, and the "
                  "prototypes are estimated from the (DAGR-shaped) embeddings at each epoch start")
 
+    needs_two_modalities = True
+
     def __init__(self, params, model, setup):
         super().__init__(params, model, setup)
-        if len(model.modalities) != 2:
-            raise ConfigError(f"method 'pmr' needs two modalities, got {model.modalities}")
         self.num_classes = setup.data.num_classes
         self.prototypes: dict[str, Tensor] | None = None
 
     def active(self) -> bool:
-        p = self.params
-        return p.modulation_start <= self.epoch <= math.floor(p.modulation_end_fraction * self.setup.epochs)
+        return self.in_window(self.params.modulation_start, self.params.modulation_end_fraction)
 
     @torch.no_grad()
     def compute_prototypes(self, epoch: int) -> dict[str, Tensor]:

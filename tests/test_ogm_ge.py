@@ -5,7 +5,8 @@ import pytest
 import torch
 
 import baselines.ogm_ge  # noqa: F401  (registers the method)
-from baselines.ogm_ge import modulation_active, ogm_coefficients
+from baselines.base import modulation_active
+from baselines.ogm_ge import ogm_coefficients
 from benchmarks.config import resolve_run
 from benchmarks.runner import run_dir_for
 from benchmarks.trainer import Trainer

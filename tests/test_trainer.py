@@ -165,3 +165,18 @@ def test_dagr_changes_encoder_gradients_only_and_keeps_the_method_intact(name, d
     for n in grads[False]:
         changed = not torch.allclose(grads[False][n], grads[True][n])
         assert changed == n.startswith("encoders."), n  # DAGR acts on the embeddings only
+
+
+@pytest.mark.parametrize("name", sorted(n for n, cls in METHODS.items() if cls.needs_two_modalities))
+def test_pair_methods_refuse_a_single_modality_model(name, debug_raw):
+    from benchmarks.config import DataConfig, ModelConfig
+    from benchmarks.data import load_data
+    from benchmarks.models import build_model
+    from benchmarks.strict import ConfigError
+    from baselines import MethodSetup
+
+    data = load_data(DataConfig(name="debug"), modalities=("audio",))
+    model = build_model(ModelConfig(width=8, unimodal_heads="split"), data.channels, data.num_classes)
+    setup = MethodSetup(data, 2, 16, torch.device("cpu"), torch.Generator())
+    with pytest.raises(ConfigError, match=f"method '{name}' needs two modalities"):
+        METHODS[name](METHODS[name].Params(), model, setup)
