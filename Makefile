@@ -7,8 +7,14 @@ CONFIG ?= benchmarks/configs/avdigits.yaml
 RUNS ?= runs
 RESULTS ?= results
 ARGS ?=
+JOBS ?= 1
+# The paper's datasets (not shipped): DATASET is cremad or kinetics_sounds, DATA_ROOT its folder
+# (the raw download, a layout of the field's repositories, or a folder made by `prepare`).
+DATASET ?= cremad
+DATA_ROOT ?=
+REAL_DATA = --set run.data.params.root=$(DATA_ROOT)
 
-.PHONY: setup test smoke reproduce tables clean-runs
+.PHONY: setup test smoke reproduce tables ablation sensitivity figures table1 table4 data-check bench clean-runs
 
 setup: $(STAMP)
 
@@ -28,10 +34,38 @@ smoke: $(STAMP)
 
 # Train the default grid (finished runs are skipped, an interrupted grid resumes) and render the tables.
 reproduce: $(STAMP)
-	$(PY) -m benchmarks reproduce $(CONFIG) --runs $(RUNS) --results $(RESULTS) --readme README.md $(ARGS)
+	$(PY) -m benchmarks reproduce $(CONFIG) --runs $(RUNS) --results $(RESULTS) --readme README.md --jobs $(JOBS) $(ARGS)
 
 tables: $(STAMP)
 	$(PY) -m benchmarks tables $(CONFIG) --runs $(RUNS) --results $(RESULTS) --readme README.md $(ARGS)
+
+# The Table 4 analogue and the tau × t sweep on the embedded default (runs shared with `reproduce`).
+ablation:
+	$(MAKE) reproduce CONFIG=benchmarks/configs/avdigits_ablation.yaml
+
+sensitivity:
+	$(MAKE) reproduce CONFIG=benchmarks/configs/avdigits_sensitivity.yaml
+
+# Figures 2 and 3 analogues, the accuracy overview and the sensitivity heat map, from run records.
+figures: $(STAMP)
+	$(PY) -m benchmarks figures benchmarks/configs/avdigits.yaml --runs $(RUNS) --results $(RESULTS)
+	$(PY) -m benchmarks figures benchmarks/configs/avdigits_ablation.yaml --runs $(RUNS) --results $(RESULTS)
+	$(PY) -m benchmarks figures benchmarks/configs/avdigits_sensitivity.yaml --runs $(RUNS) --results $(RESULTS)
+
+# The paper's tables on real data: make table1 DATASET=cremad DATA_ROOT=/data/CREMA-D (GPU advised).
+table1: $(STAMP) data-check
+	$(MAKE) reproduce CONFIG=benchmarks/configs/table1_$(DATASET).yaml ARGS="$(REAL_DATA) $(ARGS)"
+
+table4: $(STAMP) data-check
+	$(MAKE) reproduce CONFIG=benchmarks/configs/table4_cremad.yaml ARGS="$(REAL_DATA) $(ARGS)"
+
+data-check: $(STAMP)
+	@test -n "$(DATA_ROOT)" || { echo "set DATA_ROOT=<folder of $(DATASET)> (see README, Reproduce the paper)"; exit 2; }
+	$(PY) -m benchmarks data-check $(DATASET) --root $(DATA_ROOT)
+
+# Ratios measured side by side in one process (results/bench.md); under 5 minutes on 2 cores.
+bench: $(STAMP)
+	$(PY) -m benchmarks.bench --out $(RESULTS)/bench.md
 
 clean-runs:
 	rm -rf $(RUNS) build/smoke

@@ -9,6 +9,7 @@ Dataset- and method-specific options live in ``params`` mappings that are checke
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,6 +28,9 @@ class DataConfig:
     split_seed: int = 0  # the validation split is the same for every training seed
     batch_size: int = 64
     eval_batch_size: int = 512
+    # Loader worker processes for datasets read from disk: -1 = auto (several on a GPU machine,
+    # none on CPU). An execution setting: it does not enter the run's identity (see run_id).
+    num_workers: int = -1
 
     def __post_init__(self) -> None:
         if not 0.0 < self.val_fraction < 1.0:
@@ -93,6 +97,46 @@ class EvalConfig:
     # Which epoch's model is kept as best.pt and reported in final.json. Tables recompute every
     # rule from the per-epoch records; best_test exists only to compare with published numbers.
     selection: Literal["best_val", "last", "best_test"] = "best_val"
+    # Splits whose embeddings get the representation-geometry summary each epoch (geomreg.geometry:
+    # effective rank, cross-modal deviation, matched/mismatched cosines, Recall@K, semantic margin);
+    # [] turns it off.
+    geometry: list[Literal["val", "test"]] = field(default_factory=lambda: ["val", "test"])
+
+
+# The regularizer arms a grid can train each method with: name -> overrides of the run's `dagr`.
+DAGR_ARMS: dict[str, dict[str, Any]] = {
+    "none": {"enabled": False},
+    "dagr": {"enabled": True},
+    "disperse": {"enabled": True, "lambda_anchor": 0.0},  # dispersion only (Table 4, row 2)
+    "anchor": {"enabled": True, "lambda_disperse": 0.0},  # anchoring only (Table 4, row 3)
+    "dagr-pareto": {"enabled": True, "combine": "pareto"},  # the paper's "Pareto+Hinge"
+}
+
+
+ARM_TITLES = {
+    "none": "no regularizer",
+    "dagr": "DAGR (dispersion + anchoring)",
+    "disperse": "dispersion only",
+    "anchor": "anchoring only",
+    "dagr-pareto": "DAGR, Pareto combination",
+}
+
+
+def dagr_arm(dagr: dict[str, Any]) -> str:
+    """The arm name of a (resolved) ``dagr`` mapping, as recorded in a run's config."""
+    if not dagr["enabled"]:
+        return "none"
+    if dagr.get("combine", "sum") == "pareto":
+        return "dagr-pareto"
+    if dagr["lambda_anchor"] == 0:
+        return "disperse"
+    if dagr["lambda_disperse"] == 0:
+        return "anchor"
+    return "dagr"
+
+
+# Keys of a run config that say how and where it executes, not what it computes.
+EXECUTION_KEYS = ("device", "data.num_workers", "data.params.root", "data.params.cache_dir")
 
 
 @dataclass(frozen=True)
@@ -105,18 +149,35 @@ class RunConfig:
     method: MethodConfig = MethodConfig()
     dagr: DAGRConfig = DAGRConfig()
     eval: EvalConfig = EvalConfig()
-    device: str = "auto"
+    device: str = "auto"  # "auto": CUDA when present; chosen once by the runner
     deterministic: bool = True
+    # Mixed precision of forward passes: "auto" = bf16 autocast on a CUDA device that supports it,
+    # fp32 elsewhere; the precision a run used is recorded in its final.json.
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    channels_last: bool = True  # NHWC memory format on CUDA (faster convolutions); ignored on CPU
+
+    @property
+    def arm(self) -> str:
+        return dagr_arm(to_dict(self.dagr))
 
     @property
     def label(self) -> str:
-        """Human-readable name: method, DAGR arm and seed."""
-        return f"{self.method.name}{'+dagr' if self.dagr.enabled else ''}-s{self.seed}"
+        """Human-readable name: method, DAGR arm and seed (the directory adds the config hash)."""
+        return f"{self.method.name}{'' if self.arm == 'none' else '+' + self.arm}-s{self.seed}"
 
     def run_id(self) -> str:
-        """Hash of the resolved config: equal configs share a directory, others never do."""
-        blob = json.dumps(to_dict(self), sort_keys=True).encode()
-        return hashlib.sha1(blob).hexdigest()[:12]
+        """Hash of the resolved config: equal configs share a directory, others never do.
+
+        Execution settings (where the data lies, loader workers, the device) are left out, so a
+        grid moved to another machine or data folder finds and resumes its runs."""
+        blob = to_dict(self)
+        for dotted in EXECUTION_KEYS:
+            *parents, leaf = dotted.split(".")
+            node = blob
+            for key in parents:
+                node = node.get(key, {})
+            node.pop(leaf, None)
+        return hashlib.sha1(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -125,9 +186,12 @@ class GridConfig:
     seeds: list[int]
     methods: dict[str, dict[str, Any]]  # method name -> its params
     run: dict[str, Any] = field(default_factory=dict)  # shared RunConfig fields
-    dagr_arms: list[bool] = field(default_factory=lambda: [False, True])
+    dagr_arms: list[str] = field(default_factory=lambda: ["none", "dagr"])  # names in DAGR_ARMS
     references: list[str] = field(default_factory=lambda: ["audio", "visual"])
+    # Dotted run keys -> values: every run of the grid is trained at each combination (a sweep).
+    sweep: dict[str, list[Any]] = field(default_factory=dict)
     title: str = ""  # heading of the generated table
+    paper: str = ""  # key of the published numbers shown beside ours (benchmarks/paper_numbers.yaml)
 
     def __post_init__(self) -> None:
         for key in ("benchmark", "seed", "method"):
@@ -135,6 +199,12 @@ class GridConfig:
                 raise ConfigError(f"run.{key} is set by the grid; remove it from 'run'")
         if not self.seeds:
             raise ConfigError("seeds: give at least one seed")
+        unknown = [a for a in self.dagr_arms if a not in DAGR_ARMS]
+        if unknown:
+            raise ConfigError(f"dagr_arms: unknown arm(s) {unknown}; choose from {sorted(DAGR_ARMS)}")
+        for key, values in self.sweep.items():
+            if not isinstance(values, list) or not values:
+                raise ConfigError(f"sweep.{key}: give a non-empty list of values")
 
 
 def resolve_run(raw: dict[str, Any]) -> RunConfig:
@@ -162,37 +232,67 @@ def resolve_run(raw: dict[str, Any]) -> RunConfig:
 
 
 def expand_grid(grid: GridConfig) -> list[RunConfig]:
-    """Methods × DAGR arms × seeds, then the unimodal references (one per modality and seed)."""
-    cells: list[tuple[str, dict[str, Any], bool]] = [
+    """Methods × DAGR arms × sweep points × seeds, then the unimodal references (per modality and seed).
+
+    Sweep points apply to every method cell; ``dagr.*`` sweep keys are left out for arms without
+    the regularizer (they would not change what is trained) and identical runs are kept once."""
+    cells: list[tuple[str, dict[str, Any], str]] = [
         (name, params, arm) for name, params in grid.methods.items() for arm in grid.dagr_arms
     ]
-    cells += [("unimodal", {"modality": m}, False) for m in grid.references]
-    runs = []
+    cells += [("unimodal", {"modality": m}, "none") for m in grid.references]
+    runs: dict[str, RunConfig] = {}
     for name, params, arm in cells:
-        for seed in grid.seeds:
-            raw = deep_merge(grid.run, {
-                "benchmark": grid.benchmark,
-                "seed": seed,
-                "method": {"name": name, "params": params},
-                "dagr": {"enabled": arm},
-            })
-            runs.append(resolve_run(raw))
-    return runs
+        for point in sweep_points(grid.sweep) if name != "unimodal" else [{}]:
+            for seed in grid.seeds:
+                raw = deep_merge(grid.run, {
+                    "benchmark": grid.benchmark,
+                    "seed": seed,
+                    "method": {"name": name, "params": params},
+                    "dagr": DAGR_ARMS[arm],
+                })
+                for key, value in point.items():
+                    if arm != "none" or not key.startswith("dagr."):
+                        set_dotted(raw, key, value)
+                cfg = resolve_run(raw)
+                runs.setdefault(cfg.run_id(), cfg)
+    return list(runs.values())
+
+
+def sweep_points(sweep: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """Cartesian product of the swept values, in the order written (one empty point without a sweep)."""
+    return [dict(zip(sweep, values)) for values in itertools.product(*sweep.values())]
 
 
 def load_grid(path: str | Path, overrides: list[str] = ()) -> GridConfig:
-    """Read a grid YAML; ``overrides`` are ``dotted.key=value`` strings (values parsed as YAML)."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
+    """Read a grid YAML; ``overrides`` are ``dotted.key=value`` strings (values parsed as YAML).
+
+    A grid may start from another with ``base: other.yaml`` (relative to its own folder): its ``run``
+    settings are merged key by key over the base's and its other keys replace the base's, so variants
+    of a grid (ablation, sweep) share its run settings and, where they train the same runs, its run
+    directories."""
+    raw = read_grid_mapping(Path(path))
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep:
             raise ConfigError(f"override {item!r} must look like key=value")
         set_dotted(raw, key.strip(), yaml.safe_load(value))
     return from_dict(GridConfig, raw, "")
+
+
+def read_grid_mapping(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    base_path = (path.parent / base).resolve()
+    if base_path in seen:
+        raise ConfigError(f"{path}: 'base' chain loops back to {base_path}")
+    merged = read_grid_mapping(base_path, (*seen, base_path))
+    run = deep_merge(merged.get("run", {}), raw.pop("run", {}))
+    return {**merged, **raw, "run": run}
 
 
 def dump_yaml(cfg: RunConfig) -> str:

@@ -124,10 +124,10 @@ def set_dotted(data: dict, dotted: str, value: Any) -> None:
 
 def deep_merge(base: Mapping, override: Mapping) -> dict:
     """Recursive merge; values of ``override`` win, mappings are merged key by key."""
-    out = dict(base)
+    out = {key: deep_merge({}, value) if isinstance(value, Mapping) else value for key, value in base.items()}
     for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = deep_merge(out[key], value)
+        if isinstance(value, Mapping):  # merged into a fresh dict: the result never aliases an input
+            out[key] = deep_merge(out[key] if isinstance(out.get(key), Mapping) else {}, value)
         else:
             out[key] = value
     return out

@@ -16,8 +16,10 @@ from tqdm.auto import tqdm
 from baselines import Method, MethodSetup, get_method
 from geomreg import DAGR
 
+from .compute import autocast, choose_device, prepare_model, resolve_precision, use_channels_last
 from .config import RunConfig, dump_yaml
 from .data import Batch, DatasetSplits, get_dataset, load_data
+from .distributed import current as current_ranks
 from .evaluation import evaluate
 from .models import MultimodalModel, build_model
 from .records import (RunDir, atomic_torch_save, atomic_write_json, atomic_write_text, environment,
@@ -32,12 +34,6 @@ class NonFiniteLossError(RuntimeError):
     def __init__(self, method: str, epoch: int, step: int, terms: dict[str, float]) -> None:
         super().__init__(f"non-finite loss in method {method!r} at epoch {epoch}, step {step}: {terms}")
         self.method, self.epoch, self.step, self.terms = method, epoch, step, terms
-
-
-def choose_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -94,13 +90,17 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = run_dir
         self.progress = progress
-        self.device = choose_device(cfg.device)
+        self.ranks = current_ranks()  # one process unless started by torchrun (benchmarks.distributed)
+        self.device = self.ranks.device(choose_device(cfg.device))
         seed_everything(cfg.seed, cfg.deterministic)
         method_cls = get_method(cfg.method.name)
         params = from_dict(method_cls.Params, cfg.method.params, "method.params")
         available = tuple(get_dataset(cfg.data.name).channels)
-        self.data: DatasetSplits = load_data(cfg.data, method_cls.modalities(params, available))
-        self.model: MultimodalModel = build_model(cfg.model, self.data.channels, self.data.num_classes).to(self.device)
+        self.data: DatasetSplits = load_data(cfg.data, method_cls.modalities(params, available), self.device)
+        self.precision = resolve_precision(cfg.precision, self.device)
+        self.channels_last = use_channels_last(cfg.channels_last, self.device)
+        model = build_model(cfg.model, self.data.channels, self.data.num_classes)
+        self.model: MultimodalModel = prepare_model(model, self.device, self.channels_last)
         self.generator = torch.Generator().manual_seed(cfg.seed)
         setup = MethodSetup(self.data, cfg.optim.epochs, cfg.data.batch_size, self.device, self.generator,
                             dagr_combine=cfg.dagr.combine, dagr_pareto_gamma=cfg.dagr.pareto_gamma)
@@ -113,8 +113,9 @@ class Trainer:
     # --- the loop ----------------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
         start_time = time.perf_counter()
-        self.run_dir.path.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.run_dir.config, dump_yaml(self.cfg))
+        if self.ranks.is_main:
+            self.run_dir.path.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.run_dir.config, dump_yaml(self.cfg))
         rows, start_epoch, elapsed_before = self._resume()
         epochs = range(start_epoch, self.cfg.optim.epochs)
         bar = tqdm(epochs, desc=self.cfg.label, leave=False, disable=not self.progress, initial=start_epoch,
@@ -123,16 +124,20 @@ class Trainer:
             t0 = time.perf_counter()
             row: dict[str, Any] = {"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"]}
             row["method_start"] = self.method.on_epoch_start(epoch)
-            row["train"] = self._train_epoch(epoch)
+            row["train"] = self.train_epoch(epoch)
             self.scheduler.step()
             row["method_end"] = self.method.on_epoch_end(epoch)
-            row["val"] = self._evaluate(self.data.val)
-            row["test"] = self._evaluate(self.data.test)
-            row["time_s"] = time.perf_counter() - t0
-            rows.append(row)
-            self.run_dir.write_metrics(rows)
-            self._checkpoint(rows, epoch, elapsed_before + time.perf_counter() - start_time)
-            bar.set_postfix(val=f"{row['val']['acc']:.3f}")
+            if self.ranks.is_main:  # rank 0 evaluates and writes the records; the other ranks wait
+                row["val"] = self.evaluate_split(self.data.val, "val" in self.cfg.eval.geometry)
+                row["test"] = self.evaluate_split(self.data.test, "test" in self.cfg.eval.geometry)
+                row["time_s"] = time.perf_counter() - t0
+                rows.append(row)
+                self.run_dir.write_metrics(rows)
+                self._checkpoint(rows, epoch, elapsed_before + time.perf_counter() - start_time)
+                bar.set_postfix(val=f"{row['val']['acc']:.3f}")
+            self.ranks.barrier()
+        if not self.ranks.is_main:
+            return {}
         wall = elapsed_before + time.perf_counter() - start_time
         final = self._final_record(rows, wall)
         atomic_write_json(self.run_dir.final, final)
@@ -140,31 +145,35 @@ class Trainer:
         atomic_write_text(self.run_dir.done, "")
         return final
 
-    def _train_epoch(self, epoch: int) -> dict[str, float]:
+    def train_epoch(self, epoch: int) -> dict[str, float]:
         self.model.train()
         totals = EpochTotals()
         first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
         batches = self.data.train.batches(self.cfg.data.batch_size, shuffle=True, generator=self.generator,
                                           drop_last=len(self.data.train) > self.cfg.data.batch_size)
         for step, batch in enumerate(batches):
-            logs = self._train_step(batch.to(self.device))
+            logs = self.train_step(self.ranks.shard(batch).to(self.device))
             bad = ~torch.isfinite(logs["objective"])
             first_bad = torch.where(bad & (first_bad < 0), torch.tensor(step, device=self.device), first_bad)
             totals.add(logs)
             self.global_step += 1
-        means = totals.means()  # one host sync per epoch
+        means = self.ranks.mean(totals.means())  # one host sync per epoch
+        first_bad = self.ranks.earliest_step(first_bad)
+        self.ranks.sync_buffers(self.model)
         if first_bad.item() >= 0:
             raise NonFiniteLossError(self.cfg.method.name, epoch, int(first_bad.item()), means)
         return means
 
-    def _train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         self.optimizer.zero_grad(set_to_none=True)
-        out = self.model(batch.inputs)
-        losses = self.method.losses(out, batch)
-        reg = self.regularizer(out.embeddings) if self.regularizer is not None else None
+        with autocast(self.precision, self.device):
+            out = self.model(batch.inputs)
+            losses = self.method.losses(out, batch)
+        reg = self._regularize(out.embeddings)
         objective = sum(losses.values()) + (reg["loss"] if reg is not None else 0.0)
         self.method.backward(losses, reg["loss"] if reg is not None else None)
         logs = dict(self.method.process_gradients(out, batch))
+        self.ranks.average_gradients(self.model.parameters(), len(batch))  # after the method's modulation
         if self.cfg.optim.grad_clip_norm is not None:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip_norm)
         self.optimizer.step()
@@ -174,9 +183,16 @@ class Trainer:
         logs["objective"] = objective.detach()
         return logs
 
-    def _evaluate(self, split) -> dict[str, float]:
-        return evaluate(self.model, split, self.cfg.data.eval_batch_size, self.device, self.data.num_classes,
-                        self.method.eval_unimodal_logits)
+    def _regularize(self, embeddings: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
+        """DAGR's terms, in fp32: bf16 would round away the small distance differences it acts on."""
+        if self.regularizer is None:
+            return None
+        return self.regularizer({m: z.float() for m, z in embeddings.items()})
+
+    def evaluate_split(self, split, geometry: bool = False) -> dict[str, Any]:
+        with autocast(self.precision, self.device):
+            return evaluate(self.model, split, self.cfg.data.eval_batch_size, self.device, self.data.num_classes,
+                            self.method.eval_unimodal_logits, geometry=geometry)
 
     # --- checkpoints and records -------------------------------------------------------------------
     def _checkpoint(self, rows: list[dict[str, Any]], epoch: int, elapsed: float) -> None:
@@ -223,6 +239,8 @@ class Trainer:
             "selected": {rule: select_epoch(rows, rule) for rule in SELECTION_RULES},
             "git": git_commit(),
             "environment": environment(self.device),
+            "precision": self.precision,
+            "channels_last": self.channels_last,
             "wall_time_s": wall,
             "peak_memory_mb": peak_memory_mb(self.device),
             "parameters": sum(p.numel() for p in self.model.parameters()),

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmarks.config import GridConfig, expand_grid, load_grid, resolve_run
+from benchmarks.config import DAGR_ARMS, GridConfig, expand_grid, load_grid, resolve_run
 from benchmarks.strict import ConfigError
 
 CONFIGS = sorted((Path(__file__).parents[1] / "benchmarks" / "configs").glob("*.yaml"))
@@ -98,3 +98,14 @@ def test_overrides_are_parsed_as_yaml(tmp_path):
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_every_shipped_config_resolves(path):
     assert expand_grid(load_grid(path))
+
+
+def test_sweeps_do_not_leak_into_the_arm_table_or_later_grids():
+    before = {k: dict(v) for k, v in DAGR_ARMS.items()}
+    sweep = GridConfig(benchmark="debug", seeds=[0], methods={"joint": {}}, references=[],
+                       sweep={"dagr.tau": [0.3, 0.7]}, run={"data": {"name": "debug"}})
+    assert sorted(r.dagr.tau for r in expand_grid(sweep) if r.dagr.enabled) == [0.3, 0.7]
+    assert DAGR_ARMS == before
+    plain = GridConfig(benchmark="debug", seeds=[0], methods={"joint": {}}, references=[],
+                       run={"data": {"name": "debug"}, "dagr": {"tau": 0.9}})
+    assert {r.dagr.tau for r in expand_grid(plain)} == {0.9}

@@ -102,7 +102,7 @@ def test_two_training_steps_give_finite_gradients(dagr, debug_raw, tmp_path):
     trainer = make_trainer(debug_raw, tmp_path, dagr=dagr)
     for _ in range(2):
         batch = next(trainer.data.train.batches(16, shuffle=True, generator=trainer.generator))
-        logs = trainer._train_step(batch)
+        logs = trainer.train_step(batch)
         assert {"ce_unimodal", "ce_fused", "dgl/grad_norm"} <= set(logs) and torch.isfinite(logs["objective"])
     for pname, p in trainer.model.named_parameters():
         assert p.grad is not None, pname
@@ -120,6 +120,6 @@ def test_evaluation_scores_dgl_unimodal_logits_with_the_full_bias(debug_raw, tmp
         full = out.embeddings["audio"] @ w[:, :16].T + b  # width 16: audio is the first block
     torch.testing.assert_close(trainer.method.eval_unimodal_logits(out)["audio"], full)
     expected = (full.argmax(1) == test.labels).double().mean().item()
-    assert trainer._evaluate(test)["acc_audio"] == pytest.approx(expected)
+    assert trainer.evaluate_split(test)["acc_audio"] == pytest.approx(expected)
     # the b/2 split predicts differently here, so the check above can tell the two apart
     assert (out.unimodal_logits["audio"].argmax(1) != full.argmax(1)).any()

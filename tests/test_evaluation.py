@@ -27,3 +27,45 @@ def test_selection_rules():
     assert select_epoch(r, "best_val")["test"]["acc"] == 0.5
     with pytest.raises(ValueError, match="unknown selection rule"):
         select_epoch(r, "oracle")
+
+
+def small_model_and_split(n=25, classes=3):
+    """An untrained two-modality model and a random split (images 8×8, 4-d embeddings)."""
+    from benchmarks.config import ModelConfig
+    from benchmarks.data import TensorSplit
+    from benchmarks.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(width=4), {"audio": 1, "visual": 3}, classes)
+    g = torch.Generator().manual_seed(1)
+    split = TensorSplit({"audio": torch.randn(n, 1, 8, 8, generator=g),
+                         "visual": torch.randn(n, 3, 8, 8, generator=g)}, torch.arange(n) % classes)
+    return model, split
+
+
+def test_evaluate_geometry_summarizes_the_whole_split():
+    from benchmarks.evaluation import evaluate
+    from geomreg.geometry import geometry_summary
+
+    model, split = small_model_and_split()
+    plain = evaluate(model, split, batch_size=16, device=torch.device("cpu"), num_classes=3)
+    assert "geometry" not in plain
+    with_geometry = evaluate(model, split, batch_size=16, device=torch.device("cpu"), num_classes=3,
+                             geometry=True)
+    geometry = with_geometry.pop("geometry")
+    assert with_geometry == plain  # the other metrics are unchanged
+    model.eval()
+    with torch.no_grad():  # one pass over all 25 rows equals the 2 concatenated batches
+        expected = geometry_summary(model.encode(split.inputs), split.labels)
+    assert geometry["n"] == 25
+    flat, flat_expected = flatten(geometry), flatten(expected)
+    assert flat.keys() == flat_expected.keys()
+    for key, value in flat.items():
+        assert value == pytest.approx(flat_expected[key], rel=1e-5, abs=1e-6), key
+
+
+def flatten(tree, prefix=""):
+    """Nested dicts -> {"a.b.c": leaf}."""
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    return {k: v for key, sub in tree.items() for k, v in flatten(sub, f"{prefix}.{key}").items()}

@@ -134,7 +134,7 @@ def test_two_training_steps_give_finite_gradients(trainer, dagr):
     t.method.on_epoch_start(0)
     for _ in range(2):
         batch = next(t.data.train.batches(16, shuffle=True, generator=t.generator))
-        logs = t._train_step(batch)
+        logs = t.train_step(batch)
         assert torch.isfinite(logs["objective"])
     for n, p in t.model.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), n

@@ -136,7 +136,7 @@ def test_two_training_steps_give_finite_gradients(dagr, debug_raw, tmp_path):
     trainer.method.on_epoch_start(0)
     for _ in range(2):
         batch = next(trainer.data.train.batches(16, shuffle=True, generator=trainer.generator))
-        logs = trainer._train_step(batch)
+        logs = trainer.train_step(batch)
         assert {"ogm/k_audio", "ogm/k_visual", "ogm/ratio", "ce_fused"} <= set(logs)
         assert torch.isfinite(logs["objective"])
     for pname, p in trainer.model.named_parameters():

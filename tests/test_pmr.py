@@ -139,7 +139,7 @@ def test_two_training_steps_give_finite_gradients(dagr, coefficient, debug_raw, 
     trainer.method.on_epoch_start(0)
     for _ in range(2):
         batch = next(trainer.data.train.batches(16, shuffle=True, generator=trainer.generator))
-        logs = trainer._train_step(batch)
+        logs = trainer.train_step(batch)
         assert {"pce_audio", "pce_visual"} <= set(logs) and torch.isfinite(logs["objective"])
     for pname, p in trainer.model.named_parameters():
         assert p.grad is not None, pname

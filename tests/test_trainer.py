@@ -76,7 +76,7 @@ def test_run_writes_config_metrics_final_and_done(debug_raw, tmp_path):
 
 def test_nan_loss_fails_that_run_and_the_grid_goes_on(tmp_path):
     grid = GridConfig(benchmark="debug", seeds=[0], methods={"test_explodes": {}, "joint": {}},
-                      dagr_arms=[False], references=[],
+                      dagr_arms=["none"], references=[],
                       run={"data": {"name": "debug", "batch_size": 16}, "model": {"width": 8},
                            "optim": {"epochs": 2, "lr": 0.05}})
     report = run_grid(grid, tmp_path, progress=False)
@@ -91,7 +91,7 @@ def test_interrupted_run_resumes_to_the_same_result(debug_raw, tmp_path, monkeyp
     cfg = resolve_run({**debug_raw, "optim": {**debug_raw["optim"], "epochs": 4}, "dagr": {"enabled": True}})
     _, straight = run_one(cfg, tmp_path / "straight")
 
-    original = Trainer._train_epoch
+    original = Trainer.train_epoch
 
     def interrupt_at_epoch_2(self, epoch):
         if epoch == 2:
@@ -99,11 +99,11 @@ def test_interrupted_run_resumes_to_the_same_result(debug_raw, tmp_path, monkeyp
         return original(self, epoch)
 
     run = run_dir_for(cfg, tmp_path / "resumed")
-    monkeypatch.setattr(Trainer, "_train_epoch", interrupt_at_epoch_2)
+    monkeypatch.setattr(Trainer, "train_epoch", interrupt_at_epoch_2)
     with pytest.raises(KeyboardInterrupt):
         Trainer(cfg, run).fit()
     assert run.last.exists() and not run.is_done() and len(run.read_metrics()) == 2
-    monkeypatch.setattr(Trainer, "_train_epoch", original)
+    monkeypatch.setattr(Trainer, "train_epoch", original)
     Trainer(cfg, run).fit()
     assert metrics(run.path) == metrics(straight.path)
 
@@ -139,7 +139,7 @@ def test_every_method_gives_every_learning_parameter_a_finite_gradient(name, dag
     trainer = Trainer(cfg, run_dir_for(cfg, tmp_path))
     for _ in range(2):
         batch = next(trainer.data.train.batches(16, shuffle=True, generator=trainer.generator))
-        trainer._train_step(batch)
+        trainer.train_step(batch)
     for pname, p in trainer.model.named_parameters():
         assert p.grad is not None, f"{name}: {pname} got no gradient"
         assert torch.isfinite(p.grad).all(), f"{name}: {pname} has a non-finite gradient"

@@ -46,6 +46,13 @@ class TensorSplit:
     def subset(self, index: Tensor) -> "TensorSplit":
         return TensorSplit({m: x[index] for m, x in self.inputs.items()}, self.labels[index])
 
+    def select(self, modalities: tuple[str, ...]) -> "TensorSplit":
+        return TensorSplit({m: self.inputs[m] for m in modalities}, self.labels)
+
+    def for_evaluation(self) -> "TensorSplit":
+        """The split as evaluation reads it; stored tensors have no training-time sampling."""
+        return self
+
     def batches(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
                 drop_last: bool = False) -> Iterator[Batch]:
         n = len(self)

@@ -17,7 +17,11 @@ class DebugParams:
     num_classes: int = 4
     n_train: int = 160
     n_test: int = 80
-    size: int = 12  # spatial size of both modalities
+    size: int = 12  # spatial size of both modalities (unless overridden below)
+    # Optional per-modality shapes, e.g. CREMA-D's (benchmarks.bench): audio 1×257×188, visual 224×224.
+    audio_height: int | None = None  # None → size
+    audio_width: int | None = None  # None → size
+    visual_size: int | None = None  # None → size
     frames: int = 2  # visual frames per sample (folded into the batch by the encoder)
     audio_signal: float = 1.5
     visual_signal: float = 0.5
@@ -32,7 +36,9 @@ class DebugAV:
     @staticmethod
     def load(p: DebugParams) -> tuple[TensorSplit, TensorSplit, tuple[str, ...]]:
         gen = torch.Generator().manual_seed(p.seed)
-        shapes = {"audio": (1, p.size, p.size), "visual": (p.frames, 3, p.size, p.size)}
+        ah, aw = p.audio_height or p.size, p.audio_width or p.size
+        vs = p.visual_size or p.size
+        shapes = {"audio": (1, ah, aw), "visual": (p.frames, 3, vs, vs)}
         strength = {"audio": p.audio_signal, "visual": p.visual_signal}
         patterns = {m: torch.randn(p.num_classes, *s, generator=gen) for m, s in shapes.items()}
 

@@ -26,7 +26,8 @@ def write_run(method, params, dagr, seed, selected):
     run.mkdir(parents=True, exist_ok=True)
     config = {"benchmark": "fake", "seed": seed, "data": {"name": "fake", "params": {"noise": 0.5}},
               "model": {"encoder": "small_cnn", "fusion": "concat"}, "optim": {"epochs": 2},
-              "method": {"name": method, "params": params}, "dagr": {"enabled": dagr}}
+              "method": {"name": method, "params": params},
+              "dagr": {"enabled": dagr, "lambda_disperse": 0.1, "lambda_anchor": 0.1, "combine": "sum"}}
     (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     test_at_best_val = {k: (v + 2 * (seed - 1)) / 100 for k, v in selected.items()}
     if method == "unimodal":

@@ -1,0 +1,141 @@
+"""``python -m benchmarks.bench [--out results/bench.md] [--quick]``: cost ratios measured side by side.
+
+Sections: DAGR's and each method's step cost (full CREMA-D shapes), each method's epoch cost (reduced
+shapes), peak memory per method (fresh subprocesses), the data path on a fixture, and the GPU epoch
+(CUDA only). The full run is sized for under 5 minutes on a 2-core CPU; each timed section also has a
+time budget that lowers its repetitions (never below 2) when the machine is slower than planned.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .compute import CREMAD, DAGR_VARIANTS, FLOOR, METHODS, Shapes
+
+
+@dataclass(frozen=True)
+class Settings:
+    step_shapes: Shapes = CREMAD
+    step_batch: int = 16
+    step_reps: int = 4
+    step_warmup: int = 1
+    step_budget_s: float = 115.0
+    epoch_shapes: Shapes = Shapes(64, 47, 56, 1, "reduced: ¼ of each side")
+    epoch_batch: int = 16
+    epoch_batches: int = 10
+    epoch_reps: int = 3
+    epoch_budget_s: float = 55.0
+    memory_methods: tuple[str, ...] = METHODS
+    memory_shapes: Shapes = CREMAD
+    memory_batch: int = 16
+    memory_steps: int = 1
+    data_clips_per_class: int = 8
+    data_frame_size: int = 224
+    data_reps: int = 3
+    wait_workers: int = 1
+
+
+QUICK = Settings(step_shapes=Shapes(32, 24, 32, 1, "quick smoke shapes"), step_batch=4, step_reps=2,
+                 step_budget_s=60, epoch_shapes=Shapes(32, 24, 32, 1, "quick smoke shapes"), epoch_batch=4,
+                 epoch_batches=3, epoch_reps=2, epoch_budget_s=60, memory_methods=("joint",),
+                 memory_shapes=Shapes(32, 24, 32, 1, "quick smoke shapes"), memory_batch=4,
+                 data_clips_per_class=2, data_frame_size=32, data_reps=2)
+
+
+_T0 = time.perf_counter()
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.perf_counter() - _T0:5.0f} s] {msg}", file=sys.stderr, flush=True)
+
+
+def run(settings: Settings, device: str, gpu_smoke: bool = False, compile: bool = False,
+        sections: tuple[str, ...] = ("steps", "epochs", "memory", "data", "gpu")) -> dict:
+    from . import compute, datapath, gpu, memory
+    from .report import machine
+
+    res: dict = {"machine": machine(), "device": device}
+    s = settings
+    if "steps" in sections:
+        names = ["joint", *DAGR_VARIANTS, *[m for m in METHODS if m != "joint"], FLOOR]
+        log(f"steps: {len(names)} variants, {s.step_shapes.describe()}, batch {s.step_batch}")
+        times = compute.time_steps(names, s.step_shapes, s.step_batch, s.step_reps, s.step_warmup, device,
+                                   budget_s=s.step_budget_s)
+        res["steps"] = {"shapes": s.step_shapes.describe(), "batch": s.step_batch, "warmup": s.step_warmup,
+                        "reps": len(times["joint"]), "times": times}
+    if "epochs" in sections:
+        log(f"epochs: {len(METHODS)} methods, {s.epoch_shapes.describe()}")
+        times = compute.time_epochs(list(METHODS), s.epoch_shapes, s.epoch_batch, s.epoch_batches, s.epoch_reps,
+                                    device, budget_s=s.epoch_budget_s)
+        res["epochs"] = {"shapes": s.epoch_shapes.describe(), "batch": s.epoch_batch, "batches": s.epoch_batches,
+                         "reps": len(times["joint"]), "times": times}
+    if "memory" in sections:
+        log(f"memory: {len(s.memory_methods)} subprocesses")
+        cuda = device.startswith("cuda")
+        what = (f"{'torch.cuda.max_memory_allocated' if cuda else 'peak resident set (VmHWM)'} of a fresh "
+                f"process after {s.memory_steps} training step(s) at {s.memory_shapes.describe()}, batch "
+                f"{s.memory_batch}; in brackets what the step added over the set-up (model, data, optimizer, "
+                f"the method's hook, one batch){'' if cuda else '; the total includes the interpreter and torch'}")
+        res["memory"] = {"what": what, "rows": {m: memory.measure(m, s.memory_shapes, s.memory_batch, s.memory_steps,
+                                                                  device) for m in s.memory_methods}}
+    if "data" in sections:
+        log("data path")
+        try:
+            with tempfile.TemporaryDirectory(prefix="bench-data-") as tmp:
+                data = datapath.throughput(Path(tmp), s.data_clips_per_class, s.data_reps, s.data_frame_size)
+                data["wait"] = datapath.wait_share(data.pop("params"), s.wait_workers, device=device)
+                res["data"] = data
+        except Exception as err:  # noqa: BLE001 - the section says why it has no numbers
+            traceback.print_exc()
+            res["data"] = {"error": f"{type(err).__name__}: {err}"}
+    if "gpu" in sections:
+        if device.startswith("cuda"):
+            log("gpu")
+            res["gpu"] = gpu.measure(device, compile=compile)
+        elif gpu_smoke:
+            res["gpu"] = gpu.measure("cpu", compile=False, batch_size=4, clips=16, reps=2,
+                                     shapes=settings.step_shapes)
+        else:
+            res["gpu"] = None
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="results/bench.md", help="markdown output (default: results/bench.md)")
+    parser.add_argument("--quick", action="store_true", help="tiny shapes and steps: a smoke check in seconds")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:i]")
+    parser.add_argument("--compile", action="store_true", help="GPU section: also time torch.compile'd encoders")
+    parser.add_argument("--only", default="", help="comma-separated sections (steps,epochs,memory,data,gpu)")
+    parser.add_argument("--gpu-smoke-on-cpu", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    import torch
+
+    from benchmarks.records import atomic_write_text
+
+    from .report import render
+
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    settings = QUICK if args.quick else Settings()
+    sections = tuple(x for x in args.only.split(",") if x) or ("steps", "epochs", "memory", "data", "gpu")
+    t0 = time.perf_counter()
+    res = run(settings, device, args.gpu_smoke_on_cpu, args.compile, sections)
+    res["wall_s"] = time.perf_counter() - t0
+    res["quick"] = args.quick
+    text = render(res)
+    print(text)
+    atomic_write_text(Path(args.out), text)
+    log(f"wrote {args.out} in {res['wall_s']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""Step and epoch cost through the suite's own code path: real ``Trainer`` objects on random tensors.
+
+Every variant is a ``benchmarks.trainer.Trainer`` built from a resolved run config on the ``debug``
+dataset with CREMA-D's input shapes (or reduced ones, said so in the output), ResNet-18 encoders and
+concat fusion; a step is ``trainer.train_step(batch)``, an epoch is ``method.on_epoch_start(e)`` +
+``trainer.train_epoch(e)`` + ``method.on_epoch_end(e)`` (evaluation is left out: it is the same for all).
+"""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from baselines import Method
+
+from .timing import interleave
+
+METHODS = ("joint", "ogm_ge", "gblending", "pmr", "mmpareto", "dgl")
+DAGR_VARIANTS = {"joint+dagr": {"enabled": True, "combine": "sum"},
+                 "joint+dagr-pareto": {"enabled": True, "combine": "pareto"}}
+FLOOR = "mmpareto-floor"
+NUM_CLASSES = 6  # CREMA-D
+
+
+@dataclass(frozen=True)
+class Shapes:
+    """Input shapes per sample: audio 1×H×W spectrogram, visual ``frames``×3×S×S."""
+
+    audio_h: int
+    audio_w: int
+    visual: int
+    frames: int = 1
+    label: str = ""
+
+    def describe(self) -> str:
+        return (f"audio 1×{self.audio_h}×{self.audio_w}, visual {self.frames}×3×{self.visual}×{self.visual}"
+                + (f" ({self.label})" if self.label else ""))
+
+
+CREMAD = Shapes(257, 188, 224, 1, "CREMA-D, full")
+
+
+def n_train_for(batches: int, batch_size: int, val_fraction: float = 0.1) -> int:
+    """A debug ``n_train`` whose train part (after the stratified validation carve-out) holds at least
+    ``batches`` full batches (the trainer drops the last partial one)."""
+    n = batches * batch_size
+    while True:
+        per_class = n // NUM_CLASSES
+        held = NUM_CLASSES * min(max(1, round(val_fraction * per_class)), per_class - 1)
+        if n - held >= batches * batch_size:
+            return n
+        n += NUM_CLASSES
+
+
+def run_config(method: str, shapes: Shapes, batch_size: int, n_train: int, dagr: dict[str, Any] | None = None,
+               device: str = "cpu", precision: str | None = None, channels_last: bool | None = None,
+               epochs: int = 10):
+    """A resolved run config. ``epochs`` 10 puts every hooked method in its active window at the first
+    epochs and makes G-Blending's super-epoch 1 epoch, so it re-estimates at every epoch (the same
+    amortized share as the online default: n estimation epochs per n-epoch super-epoch)."""
+    from benchmarks.config import resolve_run
+
+    raw: dict[str, Any] = {
+        "benchmark": "bench",
+        "seed": 0,
+        "device": device,
+        "data": {"name": "debug", "batch_size": batch_size, "eval_batch_size": batch_size,
+                 "params": {"num_classes": NUM_CLASSES, "n_train": n_train, "n_test": NUM_CLASSES,
+                            "frames": shapes.frames, "audio_height": shapes.audio_h,
+                            "audio_width": shapes.audio_w, "visual_size": shapes.visual}},
+        "model": {"encoder": "resnet18", "fusion": "concat"},
+        "optim": {"epochs": epochs, "scheduler": "none", "lr": 0.01},
+        "method": {"name": method},
+        "dagr": dagr or {"enabled": False},
+    }
+    if precision is not None:
+        raw["precision"] = precision
+    if channels_last is not None:
+        raw["channels_last"] = channels_last
+    return resolve_run(raw)
+
+
+def build_trainer(cfg, root: Path | None = None):
+    from benchmarks.records import RunDir
+    from benchmarks.trainer import Trainer
+
+    root = Path(root or tempfile.mkdtemp(prefix="bench-"))
+    return Trainer(cfg, RunDir(root / cfg.label))
+
+
+def floor_backward(model):
+    """MMPareto's intrinsic floor: one ``autograd.grad`` per loss group it needs (the fused CE, and the
+    unimodal CEs (+ DAGR), exactly the two calls of ``mmpareto_backward``), then the plain sum into
+    ``p.grad``; no cosine test, no min-norm weights, no norm restoration."""
+
+    def backward(losses, regularizer):
+        params = [p for p in model.parameters() if p.requires_grad]
+        l_mm = losses["ce_fused"]
+        l_uni = sum(v for k, v in losses.items() if k != "ce_fused")
+        if regularizer is not None:
+            l_uni = l_uni + regularizer
+        g_mm = torch.autograd.grad(l_mm, params, retain_graph=True, allow_unused=True)
+        g_u = torch.autograd.grad(l_uni, params, allow_unused=True)
+        for p, a, b in zip(params, g_mm, g_u):
+            if a is None and b is None:
+                continue
+            p.grad = a if b is None else (b if a is None else a + b)
+
+    return backward
+
+
+def step_trainer(name: str, shapes: Shapes, batch_size: int, device: str = "cpu", **cfg_kw):
+    """A trainer ready for timed steps of variant ``name`` (a method, ``joint+dagr*`` or the floor)."""
+    method = "mmpareto" if name == FLOOR else name.split("+")[0]
+    dagr = DAGR_VARIANTS.get(name)
+    cfg = run_config(method, shapes, batch_size, n_train_for(1, batch_size), dagr, device, **cfg_kw)
+    trainer = build_trainer(cfg)
+    if name == FLOOR:
+        trainer.method.backward = floor_backward(trainer.model)
+    if method == "gblending":
+        # Step cost only: the base hook (no weight estimation; weights stay uniform, same work per step).
+        Method.on_epoch_start(trainer.method, 0)
+    else:
+        trainer.method.on_epoch_start(0)  # PMR: prototypes, so the step computes its PCE terms
+    trainer.model.train()
+    return trainer
+
+
+def first_batch(trainer):
+    batch = next(iter(trainer.data.train.batches(trainer.cfg.data.batch_size)))
+    return batch.to(trainer.device)
+
+
+def time_steps(names: list[str], shapes: Shapes, batch_size: int, reps: int, warmup: int = 1,
+               device: str = "cpu", steps_per_call: int = 1, budget_s: float | None = None,
+               **cfg_kw) -> dict[str, list[float]]:
+    """Seconds per training step of each variant, interleaved; one entry per repetition."""
+    calls = {}
+    for name in names:
+        trainer = step_trainer(name, shapes, batch_size, device, **cfg_kw)
+        batch = first_batch(trainer)
+
+        def call(trainer=trainer, batch=batch):
+            for _ in range(steps_per_call):
+                trainer.train_step(batch)
+
+        calls[name] = call
+    sync = torch.cuda.synchronize if device.startswith("cuda") else None
+    times = interleave(calls, reps, warmup, sync=sync, budget_s=budget_s)
+    return {k: [t / steps_per_call for t in v] for k, v in times.items()}
+
+
+def epoch_trainer(method: str, shapes: Shapes, batch_size: int, batches: int, device: str = "cpu", **cfg_kw):
+    cfg = run_config(method, shapes, batch_size, n_train_for(batches, batch_size), None, device, **cfg_kw)
+    return build_trainer(cfg)
+
+
+def time_epochs(methods: list[str], shapes: Shapes, batch_size: int, batches: int, reps: int,
+                device: str = "cpu", budget_s: float | None = None, **cfg_kw) -> dict[str, list[float]]:
+    """Seconds per training epoch (method hooks included) of each method, interleaved.
+
+    Warm-up: one training step per trainer (kernel selection for the shapes), not a whole epoch."""
+    calls = {}
+    for method in methods:
+        trainer = epoch_trainer(method, shapes, batch_size, batches, device, **cfg_kw)
+        trainer.train_step(first_batch(trainer))
+        counter = iter(range(10**9))
+
+        def call(trainer=trainer, counter=counter):
+            epoch = next(counter) % 5  # inside every method's window (OGM-GE ends at epoch 5 of 10)
+            trainer.method.on_epoch_start(epoch)
+            trainer.train_epoch(epoch)
+            trainer.method.on_epoch_end(epoch)
+
+        calls[method] = call
+    sync = torch.cuda.synchronize if device.startswith("cuda") else None
+    return interleave(calls, reps, warmup=0, sync=sync, budget_s=budget_s)

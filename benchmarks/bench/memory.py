@@ -1,0 +1,87 @@
+"""Peak memory per method, each measured in a fresh subprocess (``python -m benchmarks.bench.memory``).
+
+CPU: ``VmHWM`` of ``/proc/self/status`` (the process's peak resident set, everything torch and Python hold;
+``ru_maxrss`` would not do: Linux carries the parent's peak into a forked-and-exec'd child) after set-up
+(model, data, optimizer, the method's epoch-start hook, one batch) and after the training steps; the
+difference is what the steps add at their peak (activations, gradients, optimizer state, the method's
+buffers). CUDA: ``torch.cuda.max_memory_allocated`` (tensors only), with the peak reset after set-up.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+
+from .compute import Shapes
+
+
+def rss_mb() -> float:
+    """Peak resident set of this process so far, in MiB."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB; macOS would be bytes
+
+
+def measure_here(name: str, shapes: Shapes, batch_size: int, steps: int, device: str) -> dict[str, float]:
+    import torch
+
+    from .compute import first_batch, step_trainer
+
+    trainer = step_trainer(name, shapes, batch_size, device)
+    batch = first_batch(trainer)
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        setup = torch.cuda.memory_allocated() / 2**20
+    else:
+        setup = rss_mb()
+    for _ in range(steps):
+        trainer.train_step(batch)
+    if cuda:
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak = rss_mb()
+    return {"setup_mb": setup, "peak_mb": peak, "step_mb": peak - setup}
+
+
+def measure(name: str, shapes: Shapes, batch_size: int, steps: int, device: str,
+            timeout_s: float = 120) -> dict[str, float] | str:
+    """Run :func:`measure_here` in a fresh interpreter; the figures, or the reason there are none."""
+    cmd = [sys.executable, "-m", "benchmarks.bench.memory", name, "--shape",
+           f"{shapes.audio_h},{shapes.audio_w},{shapes.visual},{shapes.frames}",
+           "--batch", str(batch_size), "--steps", str(steps), "--device", device]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s,
+                              env={**os.environ, "TQDM_DISABLE": "1"})
+    except subprocess.TimeoutExpired:
+        return f"timed out after {timeout_s:.0f} s"
+    if proc.returncode != 0:
+        return f"failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}"
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench.memory")
+    parser.add_argument("name")
+    parser.add_argument("--shape", required=True, help="audio_h,audio_w,visual,frames")
+    parser.add_argument("--batch", type=int, required=True)
+    parser.add_argument("--steps", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    h, w, v, f = (int(x) for x in args.shape.split(","))
+    print(json.dumps(measure_here(args.name, Shapes(h, w, v, f), args.batch, args.steps, args.device)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,336 @@
+"""Decode a dataset once into a cache folder that training then memory-maps.
+
+A cache folder ``<cache_dir>/<dataset>-<layout>-<key>/`` holds
+
+* ``audio.f16``: float16 audio features, N × (feature shape), raw bytes;
+* ``frames.u8``: uint8 frames of every clip one after another, (Σ n_frames) × 3 × S × S, raw bytes
+  (the frame count is only known after decoding, so the frames are appended rather than padded);
+* ``n_frames.npy``, ``labels.npy``: int64, per clip;
+* ``index.json``: clip names and splits, class names, the preprocessing params and their key, the
+  source layout, the shapes, and the listed clips that were missing or unreadable (``skipped``).
+
+The key hashes every preprocessing param, the layout and the clip lists, so changing any of them
+prepares a new folder. The folder is written under a temporary name and renamed when complete:
+an interrupted prepare leaves no half cache.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from torchvision.transforms.v2.functional import resize
+
+from ..strict import ConfigError
+from .layouts import ClipSources, Layout, MissingClipError, expected_layouts, frame_files, resolve_layout
+from .media import decode_video_frames, read_audio, read_feature_file, read_image
+
+CACHE_VERSION = 1
+INDEX, AUDIO, FRAMES, N_FRAMES, LABELS = "index.json", "audio.f16", "frames.u8", "n_frames.npy", "labels.npy"
+
+
+class FeatureShapeError(ConfigError):
+    """Precomputed audio features do not have the shape the configured pipeline gives."""
+
+
+@dataclass(frozen=True)
+class DiskParams:
+    """Params shared by the datasets read from disk (each dataset adds its audio pipeline)."""
+
+    root: str | None = None  # the dataset folder, in one of the dataset's layouts
+    cache_dir: str | None = None  # default: <root>/.geomreg-cache
+    layout: str = "auto"
+    split_dir: str | None = None  # folder of split lists; default: the standard lists in the package
+    frames_per_clip: int = 1
+    frame_size: int = 224  # frames are stored and fed as S×S
+    sample_rate: int = 16000
+    augment: bool = True  # RandomResizedCrop + horizontal flip of training frames
+
+    def __post_init__(self) -> None:
+        for name in ("frames_per_clip", "frame_size", "sample_rate"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class ClipList:
+    """The clips of the split lists, in list order (train first, then test)."""
+
+    clips: tuple[str, ...]
+    labels: tuple[int, ...]
+    splits: tuple[str, ...]
+    class_names: tuple[str, ...]
+
+    def digest(self) -> str:
+        blob = json.dumps([self.clips, self.labels, self.splits, self.class_names]).encode()
+        return hashlib.sha1(blob).hexdigest()
+
+
+SPLITS_DIR = Path(__file__).with_name("splits")
+
+
+def split_folder(dataset, p: DiskParams) -> Path:
+    return Path(p.split_dir).expanduser() if p.split_dir else SPLITS_DIR / dataset.name
+
+
+def read_list_rows(path: Path, fields: int) -> list[list[str]]:
+    """The first ``fields`` comma-separated fields of each row of a split list; a UTF-8 BOM, CRLF
+    line ends and blank lines are ignored."""
+    if not path.is_file():
+        raise FileNotFoundError(f"split list {path} not found")
+    rows = [[f.strip() for f in line.split(",")] for line in path.read_text(encoding="utf-8-sig").splitlines()
+            if line.strip()]
+    short = next((i for i, row in enumerate(rows, 1) if len(row) < fields), None)
+    if short is not None:
+        raise ValueError(f"{path}, row {short}: expected {fields} comma-separated fields, "
+                         f"got {rows[short - 1]}")
+    return [row[:fields] for row in rows]
+
+
+class CacheArrays:
+    """Memory-mapped views of one cache, opened on first use: in each loader worker, not pickled."""
+
+    def __init__(self, path: Path, audio_shape: tuple[int, ...], frame_size: int, n_frames: np.ndarray,
+                 labels: np.ndarray) -> None:
+        self.path, self.labels = path, labels
+        self.audio_shape = audio_shape
+        self.frame_shape = (3, frame_size, frame_size)
+        self.starts = np.concatenate([[0], np.cumsum(n_frames)])
+        self._audio: np.memmap | None = None
+        self._frames: np.memmap | None = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_audio": None, "_frames": None}
+
+    def audio(self, row: int) -> np.ndarray:
+        if self._audio is None:
+            shape = (len(self.starts) - 1, *self.audio_shape)
+            self._audio = np.memmap(self.path / AUDIO, np.float16, "r", shape=shape)
+        return self._audio[row]
+
+    def frames(self, row: int) -> np.ndarray:
+        if self._frames is None:
+            shape = (int(self.starts[-1]), *self.frame_shape)
+            self._frames = np.memmap(self.path / FRAMES, np.uint8, "r", shape=shape)
+        return self._frames[self.starts[row]:self.starts[row + 1]]
+
+
+@dataclass(frozen=True)
+class PreparedCache:
+    path: Path
+    index: dict
+    labels: np.ndarray
+    n_frames: np.ndarray
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(self.index["class_names"])
+
+    @property
+    def skipped(self) -> dict[str, str]:
+        return self.index["skipped"]
+
+    def rows_of(self, split: str) -> np.ndarray:
+        return np.flatnonzero(np.asarray(self.index["splits"]) == split)
+
+    def arrays(self) -> CacheArrays:
+        return CacheArrays(self.path, tuple(self.index["audio_shape"]), self.index["frame_size"], self.n_frames,
+                          self.labels)
+
+
+def open_cache(path: Path) -> PreparedCache:
+    index = json.loads((path / INDEX).read_text())
+    return PreparedCache(path, index, np.load(path / LABELS), np.load(path / N_FRAMES))
+
+
+def dataset_root(dataset, p: DiskParams) -> Path:
+    if p.root is None:
+        raise ConfigError(f"{dataset.title}: no dataset folder; set data.params.root, e.g. "
+                          f"make table1 DATA_ROOT=/data/{dataset.name}. Accepted layouts:\n"
+                          f"{expected_layouts(dataset.layouts)}")
+    return Path(p.root).expanduser()
+
+
+def ensure_cache(dataset, p: DiskParams) -> PreparedCache:
+    """The cache for these params, prepared from ``p.root`` on first use."""
+    root = dataset_root(dataset, p)
+    cache_dir = Path(p.cache_dir).expanduser() if p.cache_dir else root / ".geomreg-cache"
+    cache = prepare(dataset, root, cache_dir, p)
+    if cache.skipped:
+        warnings.warn(f"{dataset.title}: {len(cache.skipped)} listed clips are missing or unreadable and are "
+                      f"left out (names in {cache.path / INDEX}); `python -m benchmarks data-check "
+                      f"{dataset.name}` lists them", stacklevel=2)
+    return cache
+
+
+def prepare(dataset, raw_root: str | Path, out_root: str | Path, params: DiskParams,
+            workers: int | None = None) -> PreparedCache:
+    """Decode every listed clip of ``raw_root`` into a cache folder under ``out_root`` (or reuse it).
+
+    Missing and unreadable clips are left out and recorded by name in the index; a shape mismatch
+    of precomputed features stops at once, since every clip would fail the same way.
+    ``workers`` decoding processes (default: up to 8 on a machine with several cores).
+    """
+    plan = CachePlan.make(dataset, Path(raw_root), params)
+    final = Path(out_root) / plan.folder_name
+    if (final / INDEX).exists():
+        return open_cache(final)
+    sources, skipped = locate_sources(plan)
+    if not sources:
+        raise FileNotFoundError(f"{dataset.title}: none of the {len(plan.clips.clips)} listed clips was found "
+                                f"under {plan.root} (layout {plan.layout.example()}); e.g. "
+                                f"{next(iter(skipped.values()))}")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    temp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    try:
+        write_cache(temp, plan, sources, skipped, workers)
+        publish(temp, final)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+    return open_cache(final)
+
+
+@dataclass(frozen=True)
+class CachePlan:
+    """What a cache is built from: the dataset, its params, the source root and layout, the clip lists."""
+
+    dataset: type
+    params: DiskParams
+    root: Path
+    layout: Layout
+    clips: ClipList
+
+    @classmethod
+    def make(cls, dataset, root: Path, params: DiskParams) -> "CachePlan":
+        layout = resolve_layout(dataset.layouts, root, params.layout, dataset.title)
+        return cls(dataset, params, root, layout, dataset.clip_list(params))
+
+    @property
+    def key(self) -> str:
+        blob = {"version": CACHE_VERSION, "dataset": self.dataset.name, "layout": self.layout.name,
+                "preprocessing": self.dataset.preprocessing(self.params), "clips": self.clips.digest()}
+        return hashlib.sha1(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:12]
+
+    @property
+    def folder_name(self) -> str:
+        return f"{self.dataset.name}-{self.layout.name}-{self.key}"
+
+
+def locate_sources(plan: CachePlan) -> tuple[list[tuple[int, ClipSources]], dict[str, str]]:
+    """The source files of every clip found, and the reason for each clip that is not."""
+    found, missing = [], {}
+    for i, clip in enumerate(plan.clips.clips):
+        try:
+            found.append((i, plan.layout.sources(plan.root, clip)))
+        except MissingClipError as err:
+            missing[clip] = str(err)
+    return found, missing
+
+
+def write_cache(folder: Path, plan: CachePlan, sources: list[tuple[int, ClipSources]], skipped: dict[str, str],
+                workers: int | None) -> None:
+    """Decode the found clips into ``folder``; clips that fail are added to ``skipped`` with the reason."""
+    dataset, p, clips = plan.dataset, plan.params, plan.clips
+    rows, n_frames = [], []
+    with open(folder / AUDIO, "wb") as audio_out, open(folder / FRAMES, "wb") as frames_out:
+        decoded = decode_all(dataset, p, [src for _, src in sources], workers)
+        progress = tqdm(zip(sources, decoded), total=len(sources), desc=f"prepare {dataset.name}")
+        for (i, _), (result, error) in progress:
+            if error:
+                skipped[clips.clips[i]] = error
+                continue
+            audio, frames = result
+            audio_out.write(audio.astype(np.float16).tobytes())
+            frames_out.write(np.ascontiguousarray(frames).tobytes())
+            rows.append(i)
+            n_frames.append(len(frames))
+    np.save(folder / N_FRAMES, np.asarray(n_frames, np.int64))
+    np.save(folder / LABELS, np.asarray([clips.labels[i] for i in rows], np.int64))
+    index = {
+        "version": CACHE_VERSION, "dataset": dataset.name, "key": plan.key,
+        "preprocessing": dataset.preprocessing(p), "layout": plan.layout.name, "source_root": str(plan.root),
+        "audio_precomputed": plan.layout.audio_is_feature,
+        "class_names": list(clips.class_names), "clips": [clips.clips[i] for i in rows],
+        "splits": [clips.splits[i] for i in rows], "skipped": dict(sorted(skipped.items())),
+        "listed": {split: clips.splits.count(split) for split in dict.fromkeys(clips.splits)},
+        "audio_shape": list(dataset.audio_shape(p)), "frame_size": p.frame_size,
+    }
+    (folder / INDEX).write_text(json.dumps(index, indent=1))
+
+
+def decode_all(dataset, p: DiskParams, sources: list[ClipSources],
+               workers: int | None) -> Iterator[tuple[tuple[np.ndarray, np.ndarray] | None, str | None]]:
+    """Decoded clips in order; in ``workers`` processes when more than one."""
+    workers = min(8, (os.cpu_count() or 1) - 1) if workers is None else workers
+    decode = partial(decode_clip_or_reason, dataset, p)
+    if workers <= 1:
+        yield from map(decode, sources)
+        return
+    # One torch thread per process: the processes already use the cores.
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=torch.set_num_threads,
+                               initargs=(1,))
+    try:
+        yield from pool.map(decode, sources, chunksize=4)
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+def decode_clip_or_reason(dataset, p: DiskParams, src: ClipSources):
+    """``(decoded, None)``, or ``(None, reason)`` for a clip whose files cannot be read."""
+    try:
+        return decode_clip(dataset, p, src), None
+    except FeatureShapeError:
+        raise
+    except (OSError, ValueError) as err:
+        return None, str(err)
+
+
+def decode_clip(dataset, p: DiskParams, src: ClipSources) -> tuple[np.ndarray, np.ndarray]:
+    """Audio features (the dataset's shape) and the clip's frames, n × 3 × S × S uint8."""
+    if src.audio_is_feature:
+        audio = read_feature_file(src.audio)
+        check_feature_shape(src.audio, audio.shape, dataset.audio_shape(p))
+    else:
+        audio = dataset.audio_features(p, read_audio(src.audio, p.sample_rate)).numpy()
+    return audio, read_frames(src, p.frame_size).numpy()
+
+
+def check_feature_shape(path: Path, shape: tuple[int, ...], expected: tuple[int, ...]) -> None:
+    if tuple(shape) != tuple(expected):
+        raise FeatureShapeError(
+            f"{path}: precomputed audio features of shape {tuple(shape)}, but the configured pipeline gives "
+            f"{tuple(expected)}. Precomputed features are read as they are, so they come from another "
+            "pipeline than the config's (MMPareto's CREMA-D .pt files hold the Kinetics-style fbank, not "
+            "OGM-GE's STFT): use a layout with waveforms, or set the audio params to match the files.")
+
+
+def read_frames(src: ClipSources, size: int) -> torch.Tensor:
+    if src.visual_is_video:
+        frames = [torch.from_numpy(f).permute(2, 0, 1) for f in decode_video_frames(src.visual)]
+    else:
+        files = frame_files(src.visual)
+        if not files:
+            raise ValueError(f"frame folder {src.visual} holds no images")
+        frames = [read_image(f) for f in files]
+    return torch.stack([resize(f, [size, size], antialias=True) for f in frames])
+
+
+def publish(temp: Path, final: Path) -> None:
+    """Rename the complete folder into place; a concurrent prepare that finished first wins."""
+    try:
+        os.rename(temp, final)
+    except OSError:
+        if not (final / INDEX).exists():
+            raise

@@ -1,0 +1,83 @@
+"""Published numbers (``paper_numbers.yaml``) and the table that puts ours beside them.
+
+The published numbers were selected on the test set, so they are compared with our test-selected
+("paper protocol") numbers; the difference is ours − paper. Rows of methods we do not run (AGM,
+D&R) are kept as paper-only rows, marked so.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from .config import DAGR_ARMS
+from .strict import ConfigError, from_dict
+
+PAPER_FILE = Path(__file__).with_name("paper_numbers.yaml")
+COLUMNS = ("Audio", "Visual", "Multi")
+
+
+@dataclass(frozen=True)
+class PaperRow:
+    title: str  # the row name in the paper
+    method: str | None = None  # our method name; None = a method this suite does not run
+    arm: str = "none"  # our DAGR arm that corresponds to the row
+    audio: float | None = None
+    visual: float | None = None
+    multi: float | None = None
+    audio_std: float | None = None
+    visual_std: float | None = None
+    multi_std: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.arm not in DAGR_ARMS:
+            raise ConfigError(f"paper row {self.title!r}: unknown arm {self.arm!r}")
+
+    def cell(self, column: str) -> str:
+        mean, std = getattr(self, column.lower()), getattr(self, f"{column.lower()}_std")
+        if mean is None:
+            return "–"
+        return f"{mean:.2f}" + (f" ± {std:.2f}" if std is not None else "")
+
+
+@dataclass(frozen=True)
+class PaperTable:
+    source: str
+    caption: str
+    rows: list[PaperRow] = field(default_factory=list)
+
+
+def load_paper_table(key: str, path: Path = PAPER_FILE) -> PaperTable:
+    raw = yaml.safe_load(path.read_text()) or {}
+    if key not in raw:
+        raise ConfigError(f"paper: no table {key!r} in {path}; available: {sorted(raw)}")
+    return from_dict(PaperTable, raw[key], f"paper.{key}")
+
+
+def comparison_table(paper: PaperTable, summary: pd.DataFrame, title_of: Callable[[str], str]) -> pd.DataFrame:
+    """One line per paper row: our test-selected mean ± std, the paper's number, and ours − paper.
+
+    ``summary`` is the test-selected summary (method title, arm, column → mean, std, n);
+    ``title_of(method)`` names our rows the way the other tables do."""
+    lookup = {(r.method, r.arm, r.column): r for r in summary.itertuples()}
+    lines = []
+    for row in paper.rows:
+        ours_title = title_of(row.method) if row.method else None
+        line = {"Method (paper row)": row.title + ("" if row.method else " — paper only, not run here")}
+        for col in COLUMNS:
+            ours = lookup.get((ours_title, row.arm, col))
+            published = getattr(row, col.lower())
+            line[f"{col} ours"] = "–" if ours is None else mean_std(ours.mean, ours.std)
+            line[f"{col} paper"] = row.cell(col)
+            line[f"{col} Δ"] = (f"{ours.mean - published:+.2f}" if ours is not None and published is not None
+                                else "–")
+        lines.append(line)
+    return pd.DataFrame(lines)
+
+
+def mean_std(mean: float, std: float) -> str:
+    """A table cell: mean ± sample std (n/a for a single seed)."""
+    return f"{mean:.2f} ± {'n/a' if pd.isna(std) else f'{std:.2f}'}"
