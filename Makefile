@@ -9,10 +9,12 @@ RESULTS ?= results
 ARGS ?=
 JOBS ?= 1
 # The paper's datasets (not shipped): DATASET is cremad or kinetics_sounds, DATA_ROOT its folder
-# (the raw download, a layout of the field's repositories, or a folder made by `prepare`).
+# (the raw download or a layout of the field's repositories); CACHE_DIR where the decoded cache
+# goes (default: DATA_ROOT/.geomreg-cache; the folder `prepare --out` wrote).
 DATASET ?= cremad
 DATA_ROOT ?=
-REAL_DATA = --set run.data.params.root=$(DATA_ROOT)
+CACHE_DIR ?=
+REAL_DATA = --set run.data.params.root=$(DATA_ROOT) $(if $(CACHE_DIR),--set run.data.params.cache_dir=$(CACHE_DIR))
 
 .PHONY: setup test smoke reproduce tables ablation sensitivity figures table1 table4 data-check bench clean-runs
 

@@ -72,7 +72,7 @@ class DAGRConfig:
     """Settings of the regularizer; see ``geomreg.DAGR`` for the meaning of each."""
 
     enabled: bool = False
-    t: float = 2.0
+    t: float = 1.0  # t and tau: the best point of the sensitivity sweep on validation (README)
     tau: float = 0.5
     lambda_disperse: float = 0.1
     lambda_anchor: float = 0.1
