@@ -67,7 +67,7 @@ data-check: $(STAMP)
 
 # Ratios measured side by side in one process (results/bench.md); under 5 minutes on 2 cores.
 bench: $(STAMP)
-	$(PY) -m benchmarks.bench --out $(RESULTS)/bench.md
+	$(PY) -m benchmarks.bench --out $(RESULTS)/bench.md --readme README.md
 
 clean-runs:
 	rm -rf $(RUNS) build/smoke

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
@@ -181,6 +182,7 @@ def splice_table(readme: Path, name: str, markdown: str) -> None:
         return
     sections = markdown.split("\n## ")
     section = "\n## ".join(s for s in sections if not s.startswith("Test-selected")).strip()
+    section = re.sub(r"^#", "###", section, flags=re.MULTILINE)  # nested under the README's own headings
     head, rest = text.split(begin, 1)
     atomic_write_text(readme, f"{head}{begin}\n{section}\n{end}{rest.split(end, 1)[1]}")
 

@@ -73,7 +73,7 @@ class DAGRConfig:
 
     enabled: bool = False
     t: float = 1.0  # t and tau: the best point of the sensitivity sweep on validation (README)
-    tau: float = 0.5
+    tau: float = 0.25
     lambda_disperse: float = 0.1
     lambda_anchor: float = 0.1
     dispersion_form: Literal["uniformity", "infonce_l2"] = "uniformity"

@@ -75,34 +75,42 @@ def run_grid(grid: GridConfig, runs_root: Path, progress: bool = True, jobs: int
     progress = progress and ranks.is_main
     report = GridReport()
     start = time.perf_counter()
-    pending = []
-    for cfg in expand_grid(grid):  # finished runs are set aside up front: no worker or job is spent on them
-        run_dir = run_dir_for(cfg, runs_root)
-        if run_dir.is_done():
-            report.skipped.append(str(run_dir.path))
-        else:
-            pending.append(cfg)
+    pending = set_aside_finished(expand_grid(grid), runs_root, report)
     in_process = executor == "local" and jobs == 1
     # Epoch bars only in this process: from several workers they would overwrite each other.
     task = functools.partial(run_one, progress=progress) if in_process else run_one
     bar = tqdm(total=len(pending), desc=f"grid {grid.benchmark}", disable=not progress)
     for cfg, outcome in execute(task, pending, Path(runs_root), executor, jobs, cluster):
-        record_outcome(report, cfg, runs_root, outcome)
+        record_outcome(report, cfg, runs_root, outcome, announce=ranks.is_main)
         bar.update()
     bar.close()
     report.wall_time_s = time.perf_counter() - start
     return report
 
 
-def record_outcome(report: GridReport, cfg: RunConfig, runs_root: Path, outcome) -> None:
+def set_aside_finished(runs: list[RunConfig], runs_root: Path, report: GridReport) -> list[RunConfig]:
+    """The runs still to train; finished ones are reported skipped up front, so that no worker or
+    cluster job is spent on them (and, under torchrun, every rank decides alike before training)."""
+    pending = []
+    for cfg in runs:
+        run_dir = run_dir_for(cfg, runs_root)
+        if run_dir.is_done():
+            report.skipped.append(str(run_dir.path))
+        else:
+            pending.append(cfg)
+    return pending
+
+
+def record_outcome(report: GridReport, cfg: RunConfig, runs_root: Path, outcome, announce: bool) -> None:
     """File one finished task; an exception means its worker or job died before the run could record
     anything (killed, out of memory, out of time): the run is missing and a rerun resumes it."""
     if isinstance(outcome, BaseException):
         why = f"{run_dir_for(cfg, runs_root).path}: {type(outcome).__name__}: {outcome}".strip()
         report.missing.append(why)
-        tqdm.write(f"run {cfg.label} ended without a record; {why}")
-        return
-    status, run_dir = outcome
-    getattr(report, status).append(str(run_dir.path))
-    if status == "failed":
-        tqdm.write(f"run {cfg.label} failed; see {run_dir.failed}")
+        message = f"run {cfg.label} ended without a record; {why}"
+    else:
+        status, run_dir = outcome
+        getattr(report, status).append(str(run_dir.path))
+        message = f"run {cfg.label} failed; see {run_dir.failed}" if status == "failed" else ""
+    if message and announce:  # under torchrun, rank 0 speaks for all ranks
+        tqdm.write(message)

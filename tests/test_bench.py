@@ -106,7 +106,8 @@ def fake_results():
         "machine": {"cpu": "Test CPU", "cores": 2, "torch": "2.x", "threads": 2, "python": "3.11", "gpu": None},
         "device": "cpu", "wall_s": 12.0, "quick": False,
         "steps": {"shapes": CREMAD.describe(), "batch": 16, "warmup": 1, "reps": 3, "times": step},
-        "epochs": {"shapes": Shapes(64, 47, 56).describe(), "batch": 16, "batches": 10, "reps": 2, "times": epoch},
+        "epochs": {"shapes": Shapes(64, 47, 56).describe(), "batch": 16, "batches": 10, "reps": 2, "times": epoch,
+                   "hooks": {n: [1.0, 1.0] if n == "gblending" else [0.0, 0.0] for n in epoch}},
         "memory": {"what": "ru_maxrss", "rows": {"joint": {"setup_mb": 500.0, "peak_mb": 1500.0, "step_mb": 1000.0},
                                                  "pmr": "failed: boom"}},
         "data": {"error": "fixtures missing"},
@@ -120,7 +121,16 @@ def test_targets_from_results():
     assert by_what["DAGR (sum) step ÷ joint step"].status == "met"
     mmp = by_what["MMPareto step ÷ its floor (tolerance 5% for noise)"]
     assert mmp.value == pytest.approx(1.1) and mmp.status == "not met"
+    # G-Blending has no target; PMR: full-shape step ratio 1.0 × (epoch/steps factor 1 over joint's 1)
+    assert by_what["PMR epoch ÷ joint epoch (full shapes, estimated†)"].value == pytest.approx(1.0)
     assert by_what["cached loader ÷ decode-every-epoch, samples/s"].status == "not measured"
+
+
+def test_full_shape_epoch_estimate():
+    from benchmarks.bench.compute import full_shape_epoch_ratio
+
+    # method: epochs of 8 s with 4 s of hooks (factor 2); joint: 2 s, no hooks (factor 1); step ratio 1.1
+    assert full_shape_epoch_ratio(1.1, [8.0, 8.0], [4.0, 4.0], [2.0, 2.0], [0.0, 0.0]) == pytest.approx(2.2)
 
 
 def test_render_markdown():
@@ -129,6 +139,7 @@ def test_render_markdown():
     assert "Test CPU, 2 cores, torch 2.x with 2 threads" in text
     assert "| Joint + DAGR (sum) | 1.010 s (1.000–1.020) | 1.01 (1.00–1.02)× |" in text
     assert "| G-Blending |" in text and "4.00 (4.00–4.00)×" in text
+    assert "1.14×" in text  # G-Blending full-shape estimate: 1.0 × 8/7
     assert "1500 (+1000)" in text and "failed: boom" in text
     assert "not measured (fixtures missing)" in text
     assert "not measured (no CUDA device)" in text

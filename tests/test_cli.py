@@ -9,8 +9,8 @@ def test_splice_replaces_only_between_markers(tmp_path):
     readme.write_text("intro\n<!-- table:x -->\nold\n<!-- /table:x -->\noutro\n")
     splice_table(readme, "x", MARKDOWN)
     text = readme.read_text()
-    assert text.startswith("intro\n<!-- table:x -->\n# t") and text.endswith("<!-- /table:x -->\noutro\n")
-    assert "A" in text and "## Cost\n\nC" in text and "B" not in text and "old" not in text
+    assert text.startswith("intro\n<!-- table:x -->\n### t") and text.endswith("<!-- /table:x -->\noutro\n")
+    assert "A" in text and "#### Cost\n\nC" in text and "B" not in text and "old" not in text
 
 
 def test_splice_without_markers_leaves_the_file(tmp_path, capsys):

@@ -115,5 +115,5 @@ def test_bad_arguments_name_themselves(kwargs: dict, name: str) -> None:
 def test_repr_and_no_parameters() -> None:
     reg = DAGR(dispersion_form="infonce_l2", squared_hinge=True)
     r = repr(reg)
-    assert "t=1.0" in r and "tau=0.5" in r and "infonce_l2" in r and "squared_hinge=True" in r
+    assert "t=1.0" in r and "tau=0.25" in r and "infonce_l2" in r and "squared_hinge=True" in r
     assert list(reg.parameters()) == []

@@ -1,5 +1,6 @@
 """Grids run by several worker processes or as submitit job arrays: same records, same resume rules."""
 import json
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ from benchmarks.__main__ import main
 from benchmarks.config import GridConfig, expand_grid
 from benchmarks.parallel import ClusterOptions, available_cores, job_executor
 from benchmarks.records import RunDir
-from benchmarks.runner import run_dir_for, run_grid
+from benchmarks.runner import GridReport, record_outcome, run_dir_for, run_grid
 
 
 
@@ -86,3 +87,11 @@ def test_slurm_options_reach_the_sbatch_script(tmp_path, monkeypatch):
                  "--account=proj", "--job-name=geomreg-test"):
         assert f"#SBATCH {line}\n" in script
     assert executor._executor.parameters["array_parallelism"] == 4
+
+
+def test_a_worker_that_died_leaves_its_run_missing_not_failed(tmp_path):
+    (cfg,) = expand_grid(debug_grid(seeds=[0]))
+    report = GridReport()
+    record_outcome(report, cfg, tmp_path, BrokenProcessPool("a worker was killed"), announce=False)
+    assert report.missing == [f"{run_dir_for(cfg, tmp_path).path}: BrokenProcessPool: a worker was killed"]
+    assert not report.failed and "1 missing" in report.summary()

@@ -25,6 +25,7 @@ class Settings:
     step_batch: int = 16
     step_reps: int = 4
     step_warmup: int = 1
+    steps_per_call: int = 1
     step_budget_s: float = 115.0
     epoch_shapes: Shapes = Shapes(64, 47, 56, 1, "reduced: ¼ of each side")
     epoch_batch: int = 16
@@ -39,16 +40,22 @@ class Settings:
     data_frame_size: int = 224
     data_reps: int = 3
     wait_workers: int = 1
+    encoder: str = "resnet18"  # the quick smoke check uses small_cnn: the code paths, in seconds
 
 
 QUICK = Settings(step_shapes=Shapes(32, 24, 32, 1, "quick smoke shapes"), step_batch=4, step_reps=2,
                  step_budget_s=60, epoch_shapes=Shapes(32, 24, 32, 1, "quick smoke shapes"), epoch_batch=4,
                  epoch_batches=3, epoch_reps=2, epoch_budget_s=60, memory_methods=("joint",),
                  memory_shapes=Shapes(32, 24, 32, 1, "quick smoke shapes"), memory_batch=4,
-                 data_clips_per_class=2, data_frame_size=32, data_reps=2)
+                 data_clips_per_class=2, data_frame_size=32, data_reps=2, encoder="small_cnn")
 
 
 _T0 = time.perf_counter()
+
+
+# On a GPU a step takes milliseconds: OGM-GE's batch 64, 10 steps per timed call, more repetitions.
+CUDA = Settings(step_batch=64, steps_per_call=10, step_reps=5, step_warmup=2, step_budget_s=300, epoch_batch=64,
+                epoch_budget_s=300, memory_batch=64)
 
 
 def log(msg: str) -> None:
@@ -60,21 +67,22 @@ def run(settings: Settings, device: str, gpu_smoke: bool = False, compile: bool 
     from . import compute, datapath, gpu, memory
     from .report import machine
 
-    res: dict = {"machine": machine(), "device": device}
     s = settings
+    res: dict = {"machine": machine(), "device": device, "encoder": s.encoder}
     if "steps" in sections:
         names = ["joint", *DAGR_VARIANTS, *[m for m in METHODS if m != "joint"], FLOOR]
         log(f"steps: {len(names)} variants, {s.step_shapes.describe()}, batch {s.step_batch}")
         times = compute.time_steps(names, s.step_shapes, s.step_batch, s.step_reps, s.step_warmup, device,
-                                   budget_s=s.step_budget_s)
+                                   s.steps_per_call, budget_s=s.step_budget_s, encoder=s.encoder)
         res["steps"] = {"shapes": s.step_shapes.describe(), "batch": s.step_batch, "warmup": s.step_warmup,
-                        "reps": len(times["joint"]), "times": times}
+                        "reps": len(times["joint"]), "steps_per_call": s.steps_per_call, "times": times}
     if "epochs" in sections:
         log(f"epochs: {len(METHODS)} methods, {s.epoch_shapes.describe()}")
-        times = compute.time_epochs(list(METHODS), s.epoch_shapes, s.epoch_batch, s.epoch_batches, s.epoch_reps,
-                                    device, budget_s=s.epoch_budget_s)
+        times, hooks = compute.time_epochs(list(METHODS), s.epoch_shapes, s.epoch_batch, s.epoch_batches,
+                                           s.epoch_reps, device, budget_s=s.epoch_budget_s,
+                                           encoder=s.encoder)
         res["epochs"] = {"shapes": s.epoch_shapes.describe(), "batch": s.epoch_batch, "batches": s.epoch_batches,
-                         "reps": len(times["joint"]), "times": times}
+                         "reps": len(times["joint"]), "times": times, "hooks": hooks}
     if "memory" in sections:
         log(f"memory: {len(s.memory_methods)} subprocesses")
         cuda = device.startswith("cuda")
@@ -83,13 +91,14 @@ def run(settings: Settings, device: str, gpu_smoke: bool = False, compile: bool 
                 f"{s.memory_batch}; in brackets what the step added over the set-up (model, data, optimizer, "
                 f"the method's hook, one batch){'' if cuda else '; the total includes the interpreter and torch'}")
         res["memory"] = {"what": what, "rows": {m: memory.measure(m, s.memory_shapes, s.memory_batch, s.memory_steps,
-                                                                  device) for m in s.memory_methods}}
+                                                                  device, s.encoder) for m in s.memory_methods}}
     if "data" in sections:
         log("data path")
         try:
             with tempfile.TemporaryDirectory(prefix="bench-data-") as tmp:
                 data = datapath.throughput(Path(tmp), s.data_clips_per_class, s.data_reps, s.data_frame_size)
-                data["wait"] = datapath.wait_share(data.pop("params"), s.wait_workers, device=device)
+                data["wait"] = datapath.wait_share(data.pop("params"), s.wait_workers, device=device,
+                                                   encoder=s.encoder)
                 res["data"] = data
         except Exception as err:  # noqa: BLE001 - the section says why it has no numbers
             traceback.print_exc()
@@ -100,7 +109,7 @@ def run(settings: Settings, device: str, gpu_smoke: bool = False, compile: bool 
             res["gpu"] = gpu.measure(device, compile=compile)
         elif gpu_smoke:
             res["gpu"] = gpu.measure("cpu", compile=False, batch_size=4, clips=16, reps=2,
-                                     shapes=settings.step_shapes)
+                                     shapes=settings.step_shapes, encoder=s.encoder)
         else:
             res["gpu"] = None
     return res
@@ -114,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:i]")
     parser.add_argument("--compile", action="store_true", help="GPU section: also time torch.compile'd encoders")
     parser.add_argument("--only", default="", help="comma-separated sections (steps,epochs,memory,data,gpu)")
+    parser.add_argument("--readme", help="also copy the header and the targets table into this file, between "
+                                        "<!-- table:bench --> and <!-- /table:bench --> markers")
     parser.add_argument("--gpu-smoke-on-cpu", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     os.environ.setdefault("TQDM_DISABLE", "1")
@@ -124,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     from .report import render
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    settings = QUICK if args.quick else Settings()
+    settings = QUICK if args.quick else (CUDA if device.startswith("cuda") else Settings())
     sections = tuple(x for x in args.only.split(",") if x) or ("steps", "epochs", "memory", "data", "gpu")
     t0 = time.perf_counter()
     res = run(settings, device, args.gpu_smoke_on_cpu, args.compile, sections)
@@ -133,8 +144,18 @@ def main(argv: list[str] | None = None) -> int:
     text = render(res)
     print(text)
     atomic_write_text(Path(args.out), text)
+    if args.readme:
+        splice_targets(Path(args.readme), text)
     log(f"wrote {args.out} in {res['wall_s']:.0f} s")
     return 0
+
+
+def splice_targets(readme: Path, text: str) -> None:
+    """The README carries the header and the targets table; results/bench.md has every section."""
+    from benchmarks.__main__ import splice_table
+
+    head, targets = text.split("\n## ")[:2]
+    splice_table(readme, "bench", f"{head}\n## {targets}")
 
 
 if __name__ == "__main__":

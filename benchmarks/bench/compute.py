@@ -8,6 +8,7 @@ concat fusion; a step is ``trainer.train_step(batch)``, an epoch is ``method.on_
 from __future__ import annotations
 
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,7 @@ def n_train_for(batches: int, batch_size: int, val_fraction: float = 0.1) -> int
 
 def run_config(method: str, shapes: Shapes, batch_size: int, n_train: int, dagr: dict[str, Any] | None = None,
                device: str = "cpu", precision: str | None = None, channels_last: bool | None = None,
-               epochs: int = 10):
+               epochs: int = 10, encoder: str = "resnet18"):
     """A resolved run config. ``epochs`` 10 puts every hooked method in its active window at the first
     epochs and makes G-Blending's super-epoch 1 epoch, so it re-estimates at every epoch (the same
     amortized share as the online default: n estimation epochs per n-epoch super-epoch)."""
@@ -71,7 +72,7 @@ def run_config(method: str, shapes: Shapes, batch_size: int, n_train: int, dagr:
                  "params": {"num_classes": NUM_CLASSES, "n_train": n_train, "n_test": NUM_CLASSES,
                             "frames": shapes.frames, "audio_height": shapes.audio_h,
                             "audio_width": shapes.audio_w, "visual_size": shapes.visual}},
-        "model": {"encoder": "resnet18", "fusion": "concat"},
+        "model": {"encoder": encoder, "fusion": "concat"},
         "optim": {"epochs": epochs, "scheduler": "none", "lr": 0.01},
         "method": {"name": method},
         "dagr": dagr or {"enabled": False},
@@ -159,22 +160,43 @@ def epoch_trainer(method: str, shapes: Shapes, batch_size: int, batches: int, de
 
 
 def time_epochs(methods: list[str], shapes: Shapes, batch_size: int, batches: int, reps: int,
-                device: str = "cpu", budget_s: float | None = None, **cfg_kw) -> dict[str, list[float]]:
-    """Seconds per training epoch (method hooks included) of each method, interleaved.
+                device: str = "cpu", budget_s: float | None = None,
+                **cfg_kw) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Seconds per training epoch (method hooks included) of each method, interleaved, and the seconds
+    of each epoch spent in the hooks (``on_epoch_start`` + ``on_epoch_end``).
 
     Warm-up: one training step per trainer (kernel selection for the shapes), not a whole epoch."""
-    calls = {}
+    calls, hooks = {}, {m: [] for m in methods}
     for method in methods:
         trainer = epoch_trainer(method, shapes, batch_size, batches, device, **cfg_kw)
         trainer.train_step(first_batch(trainer))
         counter = iter(range(10**9))
+        sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
-        def call(trainer=trainer, counter=counter):
+        def call(trainer=trainer, counter=counter, spent=hooks[method], sync=sync):
             epoch = next(counter) % 5  # inside every method's window (OGM-GE ends at epoch 5 of 10)
+            t0 = time.perf_counter()
             trainer.method.on_epoch_start(epoch)
+            sync()
+            t1 = time.perf_counter()
             trainer.train_epoch(epoch)
+            t2 = time.perf_counter()
             trainer.method.on_epoch_end(epoch)
+            sync()
+            spent.append(t1 - t0 + time.perf_counter() - t2)
 
         calls[method] = call
     sync = torch.cuda.synchronize if device.startswith("cuda") else None
-    return interleave(calls, reps, warmup=0, sync=sync, budget_s=budget_s)
+    times = interleave(calls, reps, warmup=0, sync=sync, budget_s=budget_s)
+    return times, hooks
+
+
+def full_shape_epoch_ratio(step_ratio: float, epoch_s: list[float], hook_s: list[float], joint_epoch_s: list[float],
+                           joint_hook_s: list[float]) -> float:
+    """Estimated epoch ratio at full shapes: the full-shape step ratio times the method's epoch/steps
+    factor ``epoch / (epoch - hooks)`` over joint's, both from the reduced-shape epochs (the hooks are
+    forward/backward work, so their share of an epoch hardly depends on the input size)."""
+    def factor(e, h):
+        return sum(e) / max(sum(e) - sum(h), 1e-12)
+
+    return step_ratio * factor(epoch_s, hook_s) / factor(joint_epoch_s, joint_hook_s)

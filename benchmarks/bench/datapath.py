@@ -1,6 +1,6 @@
-"""The data path on a CREMA-D fixture (``benchmarks.data.fixtures``, OGM-GE layout: 16 kHz wavs and
-1-fps JPEG frames): our cached loader against decoding every clip every epoch, and the share of a
-training epoch spent waiting for data.
+"""The data path on a CREMA-D fixture (``benchmarks.data.fixtures``, OGM-GE layout: 16 kHz wavs of
+1–2.5 s and 1-fps JPEG frames of 480×360, the size of CREMA-D's videos): our cached loader against
+decoding every clip every epoch, and the share of a training epoch spent waiting for data.
 
 * **cached**: the suite's ``cremad`` dataset (decoded once into a memory-mapped cache; the per-epoch
   work is the float16→float32 audio copy, the frame's random resized crop and flip, normalisation),
@@ -25,7 +25,9 @@ def fixture(root: Path, clips_per_class: int, frame_size: int = 224) -> dict:
     """Write the fixture under ``root``; the ``cremad`` dataset params that read it."""
     from benchmarks.data.fixtures import write_cremad_fixture
 
-    split_dir = write_cremad_fixture(root / "cremad", layout="ogm_ge", clips_per_class=clips_per_class, seed=0)
+    # CREMA-D's own frame size (480×360): what the originals decode every epoch
+    split_dir = write_cremad_fixture(root / "cremad", layout="ogm_ge", clips_per_class=clips_per_class, seed=0,
+                                     frame_size=(480, 360))
     return {"root": str(root / "cremad"), "split_dir": str(split_dir), "cache_dir": str(root / "cache"),
             "layout": "ogm_ge", "frame_size": frame_size}
 
@@ -99,7 +101,8 @@ def throughput(root: Path, clips_per_class: int, reps: int, frame_size: int = 22
             "frame_size": frame_size}
 
 
-def wait_share(params: dict, workers: int, batch_size: int = 16, device: str = "cpu") -> dict:
+def wait_share(params: dict, workers: int, batch_size: int = 16, device: str = "cpu",
+               encoder: str = "resnet18") -> dict:
     """One training epoch of a joint ResNet-18 ``Trainer`` on the fixture (real CREMA-D input shapes),
     with the time spent inside the split's batch iterator (waiting for data) measured."""
     from benchmarks.config import resolve_run
@@ -110,7 +113,7 @@ def wait_share(params: dict, workers: int, batch_size: int = 16, device: str = "
         "benchmark": "bench", "seed": 0, "device": device,
         "data": {"name": "cremad", "batch_size": batch_size, "eval_batch_size": batch_size,
                  "num_workers": workers, "params": params},
-        "model": {"encoder": "resnet18"}, "optim": {"epochs": 10, "scheduler": "none"},
+        "model": {"encoder": encoder}, "optim": {"epochs": 10, "scheduler": "none"},
         "method": {"name": "joint"}})
     trainer = build_trainer(cfg, Path(tempfile.mkdtemp(prefix="bench-wait-")))
     split = trainer.data.train
@@ -137,5 +140,5 @@ def wait_share(params: dict, workers: int, batch_size: int = 16, device: str = "
     t0 = time.perf_counter()
     trainer.train_epoch(0)
     total = time.perf_counter() - t0
-    return {"workers": workers, "steps": count[0], "epoch_s": total, "wait_s": waited[0],
+    return {"workers": workers, "steps": count[0], "encoder": encoder, "epoch_s": total, "wait_s": waited[0],
             "share": waited[0] / total}

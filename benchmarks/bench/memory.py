@@ -30,12 +30,13 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB; macOS would be bytes
 
 
-def measure_here(name: str, shapes: Shapes, batch_size: int, steps: int, device: str) -> dict[str, float]:
+def measure_here(name: str, shapes: Shapes, batch_size: int, steps: int, device: str,
+                 encoder: str = "resnet18") -> dict[str, float]:
     import torch
 
     from .compute import first_batch, step_trainer
 
-    trainer = step_trainer(name, shapes, batch_size, device)
+    trainer = step_trainer(name, shapes, batch_size, device, encoder=encoder)
     batch = first_batch(trainer)
     cuda = device.startswith("cuda")
     if cuda:
@@ -54,12 +55,12 @@ def measure_here(name: str, shapes: Shapes, batch_size: int, steps: int, device:
     return {"setup_mb": setup, "peak_mb": peak, "step_mb": peak - setup}
 
 
-def measure(name: str, shapes: Shapes, batch_size: int, steps: int, device: str,
+def measure(name: str, shapes: Shapes, batch_size: int, steps: int, device: str, encoder: str = "resnet18",
             timeout_s: float = 120) -> dict[str, float] | str:
     """Run :func:`measure_here` in a fresh interpreter; the figures, or the reason there are none."""
     cmd = [sys.executable, "-m", "benchmarks.bench.memory", name, "--shape",
            f"{shapes.audio_h},{shapes.audio_w},{shapes.visual},{shapes.frames}",
-           "--batch", str(batch_size), "--steps", str(steps), "--device", device]
+           "--batch", str(batch_size), "--steps", str(steps), "--device", device, "--encoder", encoder]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s,
                               env={**os.environ, "TQDM_DISABLE": "1"})
@@ -77,9 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, required=True)
     parser.add_argument("--steps", type=int, default=1)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--encoder", default="resnet18")
     args = parser.parse_args(argv)
     h, w, v, f = (int(x) for x in args.shape.split(","))
-    print(json.dumps(measure_here(args.name, Shapes(h, w, v, f), args.batch, args.steps, args.device)))
+    print(json.dumps(measure_here(args.name, Shapes(h, w, v, f), args.batch, args.steps, args.device, args.encoder)))
     return 0
 
 

@@ -21,14 +21,17 @@ WIDTH, HEIGHT, VIDEO_FPS, SOURCE_RATE = 64, 48, 10, 16000  # CREMA-D's wavs and 
 FBANK_SHAPE = (1024, 128)
 
 
-def write_cremad_fixture(root: Path, layout: str = "raw", clips_per_class: int = 2, seed: int = 0) -> Path:
-    """A CREMA-D tree at ``root`` in ``layout`` (raw, ogm_ge, mmpareto); returns its split folder."""
+def write_cremad_fixture(root: Path, layout: str = "raw", clips_per_class: int = 2, seed: int = 0,
+                         frame_size: tuple[int, int] = (WIDTH, HEIGHT)) -> Path:
+    """A CREMA-D tree at ``root`` in ``layout`` (raw, ogm_ge, mmpareto); returns its split folder.
+
+    ``frame_size`` (width, height): tiny for tests; CREMA-D's own 480×360 where decoding cost matters."""
     rng = np.random.default_rng(seed)
     lists = {split: pick_rows(read_list_rows(SPLITS_DIR / "cremad" / f"{split}.csv", 2), clips_per_class, rng)
              for split in ("train", "test")}
     classes = [row[0] for row in read_list_rows(SPLITS_DIR / "cremad" / "stat.csv", 1)]
     for i, (clip, label) in enumerate(row for rows in lists.values() for row in rows):
-        write_cremad_clip(Path(root), layout, clip, classes.index(label), i, rng)
+        write_cremad_clip(Path(root), layout, clip, classes.index(label), i, rng, frame_size)
     split_dir = Path(root) / "splits"
     for split, rows in lists.items():
         write_list(split_dir / f"{split}.csv", [",".join(row) for row in rows])
@@ -63,18 +66,20 @@ def pick_rows(rows: list[list[str]], per_class: int, rng: np.random.Generator) -
     return [rows[i] for i in sorted(chosen)]
 
 
-def write_cremad_clip(root: Path, layout: str, clip: str, label: int, i: int, rng: np.random.Generator) -> None:
+def write_cremad_clip(root: Path, layout: str, clip: str, label: int, i: int, rng: np.random.Generator,
+                      frame_size: tuple[int, int] = (WIDTH, HEIGHT)) -> None:
     n_frames = 2 + i % 2
     if layout == "mmpareto":  # MMPareto's .pt audio is a Kinetics-style fbank
         torch.save(torch.from_numpy(fbank_like(rng)), parent_made(root / "audio" / f"{clip}.pt"))
         names = [f"frame_000{t:02d}.jpg" for t in range(1, n_frames + 1)]
-        write_frames(root / "visual" / clip, names, label, rng)
+        write_frames(root / "visual" / clip, names, label, rng, frame_size)
         return
     write_wav(root / "AudioWAV" / f"{clip}.wav", tone(label, rng))
     if layout == "raw":
-        write_video(root / "VideoFlash" / f"{clip}.flv", "flv", "flv", n_frames, label, rng)
+        write_video(root / "VideoFlash" / f"{clip}.flv", "flv", "flv", n_frames, label, rng, size=frame_size)
     elif layout == "ogm_ge":  # OGM-GE's script names a kept frame by its index in the 30-fps video
-        write_frames(root / "Image-01-FPS" / clip, [f"{t * 30:05d}.jpg" for t in range(n_frames)], label, rng)
+        write_frames(root / "Image-01-FPS" / clip, [f"{t * 30:05d}.jpg" for t in range(n_frames)], label, rng,
+                     frame_size)
     else:
         raise ValueError(f"unknown CREMA-D layout {layout!r}")
 
@@ -109,26 +114,28 @@ def fbank_like(rng: np.random.Generator) -> np.ndarray:
     return rng.standard_normal(FBANK_SHAPE, dtype=np.float32)
 
 
-def image(label: int, rng: np.random.Generator) -> np.ndarray:
+def image(label: int, rng: np.random.Generator, size: tuple[int, int] = (WIDTH, HEIGHT)) -> np.ndarray:
     colour = np.array([(label * 70) % 256, (label * 150) % 256, 255 - (label * 40) % 256])
-    noise = rng.integers(-30, 30, (HEIGHT, WIDTH, 3))
+    noise = rng.integers(-30, 30, (size[1], size[0], 3))
     return np.clip(colour + noise, 0, 255).astype(np.uint8)
 
 
-def write_frames(folder: Path, names: list[str], label: int, rng: np.random.Generator) -> None:
+def write_frames(folder: Path, names: list[str], label: int, rng: np.random.Generator,
+                 size: tuple[int, int] = (WIDTH, HEIGHT)) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for name in names:
-        Image.fromarray(image(label, rng)).save(folder / name, quality=80)
+        Image.fromarray(image(label, rng, size)).save(folder / name, quality=80)
 
 
 def write_video(path: Path, container_format: str, codec: str, seconds: int, label: int,
-                rng: np.random.Generator, audio: np.ndarray | None = None) -> None:
+                rng: np.random.Generator, audio: np.ndarray | None = None,
+                size: tuple[int, int] = (WIDTH, HEIGHT)) -> None:
     with av.open(str(parent_made(path)), "w", format=container_format) as container:
         video = container.add_stream(codec, rate=VIDEO_FPS)
-        video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        video.width, video.height, video.pix_fmt = size[0], size[1], "yuv420p"
         sound = container.add_stream("aac", rate=SOURCE_RATE, layout="mono") if audio is not None else None
         for _ in range(seconds * VIDEO_FPS):
-            container.mux(video.encode(av.VideoFrame.from_ndarray(image(label, rng), format="rgb24")))
+            container.mux(video.encode(av.VideoFrame.from_ndarray(image(label, rng, size), format="rgb24")))
         container.mux(video.encode(None))
         if sound is not None:
             frame = av.AudioFrame.from_ndarray(audio[None], format="fltp", layout="mono")
