@@ -39,8 +39,8 @@ def _accumulate(p: torch.nn.Parameter, g: Tensor | None) -> None:
     """Add ``g`` into ``p.grad`` (``.backward()`` semantics)."""
     if g is None:
         return
-    g = g.detach()
-    p.grad = g.clone() if p.grad is None else p.grad + g
+    g = g.detach()  # a fresh tensor from autograd.grad or the combination: no copy needed
+    p.grad = g if p.grad is None else p.grad + g
 
 
 def mmpareto_backward(model, losses: dict[str, Tensor], regularizer: Tensor | None, gamma: float,

@@ -27,15 +27,13 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
-from .config import dagr_arm, load_grid
+from .config import ARM_TITLES, dagr_arm, load_grid
 from .selection import select_epoch
 from .tables import grid_records, row_name, row_order
 
 Record = dict[str, Any]
 Draw = Callable[[], list[Path]]
 
-ARM_LABELS = {"none": "no regularizer", "disperse": "dispersion only", "anchor": "anchoring only",
-              "dagr": "DAGR", "dagr-pareto": "DAGR, Pareto"}
 ARM_COLORS = {"none": "tab:gray", "disperse": "tab:orange", "anchor": "tab:green", "dagr": "tab:blue",
               "dagr-pareto": "tab:purple"}
 CURVE_ARMS = ("none", "disperse", "dagr", "dagr-pareto")  # the paper's Figure 2 legend, plus Pareto
@@ -163,7 +161,7 @@ def training_curves(records: list[Record], out_stem: str | Path, split: str = "t
         for arm, group in groups.items():
             epochs, values = curve_matrix(group, split, metric)
             mean = values.mean(axis=0)
-            label = f"{ARM_LABELS[arm]} (n={len(group)})"
+            label = f"{ARM_TITLES[arm]} (n={len(group)})"
             ax.plot(epochs, mean, color=ARM_COLORS[arm], label=label)
             if len(group) > 1:
                 std = values.std(axis=0, ddof=1)
@@ -229,7 +227,7 @@ def similarity_figure(records: list[Record], out_stem: str | Path, split: str = 
     axes = fig.subplots(1, 3)
     for ax, panel, arm in zip(axes, ("(a)", "(b)"), SIMILARITY_ARMS):
         histogram_panel(ax, hists[arm], groups[arm], split, xlim)
-        ax.set_title(f"{panel} {ARM_LABELS[arm]} (n={len(groups[arm])})")
+        ax.set_title(f"{panel} {ARM_TITLES[arm]} (n={len(groups[arm])})")
     recall_panel(axes[2], groups, split)
     fig.suptitle(f"{method}: cross-modal similarity at the validation-selected epoch "
                  f"({split} split; histograms pooled over seeds, statistics mean ± std)")
@@ -257,7 +255,7 @@ def recall_panel(ax, groups: dict[str, list[Record]], split: str) -> None:
         for (direction, (ks, mean, std)), style in zip(recall_curves(group, split).items(), linestyles()):
             all_ks.update(ks)
             ax.errorbar(ks, mean, yerr=std, color=ARM_COLORS[arm], linestyle=style, marker="o", markersize=3,
-                        capsize=2, label=f"{ARM_LABELS[arm]}: {direction}")
+                        capsize=2, label=f"{ARM_TITLES[arm]}: {direction}")
     ax.set(title="(c) Recall@K", xlabel="K", ylabel="Recall@K (%)", xscale="log")
     ax.set_xticks(sorted(all_ks), [str(k) for k in sorted(all_ks)])
     ax.minorticks_off()
@@ -289,7 +287,7 @@ def accuracy_overview(records: list[Record], out_stem: str | Path) -> list[Path]
     if not cells:
         raise MissingData("no finished multimodal runs")
     methods = sorted(cells, key=row_order)
-    arms = [a for a in ARM_LABELS if any(a in cells[m] for m in methods)]
+    arms = [a for a in ARM_TITLES if any(a in cells[m] for m in methods)]
     width = 0.8 / len(arms)
     fig = Figure(figsize=(max(8.0, 1.6 * len(methods) + 4), 4.2), layout="constrained")
     ax = fig.subplots()
@@ -297,7 +295,7 @@ def accuracy_overview(records: list[Record], out_stem: str | Path) -> list[Path]
         stats = [mean_std(cells[m].get(arm, [])) for m in methods]
         x = np.arange(len(methods)) + (i - (len(arms) - 1) / 2) * width
         ax.bar(x, [s[0] for s in stats], width, yerr=[np.nan_to_num(s[1]) for s in stats], capsize=3,
-               color=ARM_COLORS[arm], label=ARM_LABELS[arm])
+               color=ARM_COLORS[arm], label=ARM_TITLES[arm])
     for (name, values), style in zip(sorted(references.items()), linestyles()):
         mean, std = mean_std(values)
         ax.axhline(mean, color="black", linestyle=style, linewidth=1, label=f"{name}: {mean:.1f} ± {std:.1f}")
@@ -363,7 +361,7 @@ def sensitivity_figure(summary: pd.DataFrame, out_stem: str | Path,
     fig = Figure(figsize=(5.2 * len(panels), 4.2), layout="constrained")
     for ax, ((method, arm), points) in zip(np.atleast_1d(fig.subplots(1, len(panels))), panels):
         heat_panel(fig, ax, points, keys)
-        ax.set_title(f"{method}, {ARM_LABELS[arm]} (red: chosen)")
+        ax.set_title(f"{method}, {ARM_TITLES[arm]} (red: chosen)")
     return save(fig, out_stem)
 
 

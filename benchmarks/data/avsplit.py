@@ -82,8 +82,9 @@ def item_seed(epoch_seed: int, row: int) -> int:
 def crop_and_flip(frame: Tensor, size: int, generator: torch.Generator) -> Tensor:
     """torchvision's RandomResizedCrop (default scale and ratio) and RandomHorizontalFlip, drawn
     from ``generator`` instead of the global RNG."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(torch.randint(2**62, (), generator=generator)))
+    with torch.random.fork_rng(devices=[]):  # get_params draws from the global CPU generator
+        # the CPU generator only: torch.manual_seed would also (lazily) seed every accelerator, per item
+        torch.default_generator.manual_seed(int(torch.randint(2**62, (), generator=generator)))
         top, left, height, width = RandomResizedCrop.get_params(frame, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3))
     frame = resized_crop(frame, top, left, height, width, [size, size], antialias=True)
     return horizontal_flip(frame) if torch.rand((), generator=generator) < 0.5 else frame
