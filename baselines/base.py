@@ -5,8 +5,10 @@ Per training step the trainer calls, in order::
     out = model(batch.inputs)                       # ModelOutput
     losses = method.losses(out, batch)              # named terms; their sum is the objective
     reg = dagr(out.embeddings)                      # only when DAGR is on
-    method.backward(losses, reg)                    # default: (Σ losses + reg).backward()
+    geom = dagr.geometry_gradients(...)             # Pareto weighting: g_geom per encoder, kept aside
+    method.backward(losses, reg_loss)               # default: (Σ losses [+ fixed-form DAGR]).backward()
     logs = method.process_gradients(out, batch)     # between backward and step (OGM-GE)
+    geom.apply()                                    # g_geom added to the method's gradient, unmodulated
     optimizer.step()
 
 and ``on_epoch_start`` / ``on_epoch_end`` around each epoch (prototype passes, weight estimation).
@@ -21,7 +23,6 @@ import torch
 from torch import Tensor
 
 from benchmarks.data import Batch, DatasetSplits
-from geomreg.pareto import pareto_combine
 from benchmarks.models import ModelOutput, MultimodalModel
 from benchmarks.strict import ConfigError
 
@@ -40,8 +41,6 @@ class MethodSetup:
     batch_size: int
     device: torch.device
     generator: torch.Generator  # seeded; use it for any randomness the method draws
-    dagr_combine: Literal["sum", "pareto"] = "sum"  # how DAGR's gradient meets the task gradient
-    dagr_pareto_gamma: float = 1.0
 
 
 class Method:
@@ -53,9 +52,8 @@ class Method:
     supports_dagr: ClassVar[bool] = True
     # True for methods written for an audio/visual pair (OGM-GE's ratio, PMR's switch).
     needs_two_modalities: ClassVar[bool] = False
-    # False where the method builds encoder gradients itself and DAGR already joins one of its sides.
-    supports_dagr_pareto: ClassVar[bool] = True
-    # How DAGR's loss joins this method's objective (shown in the docs and the README table).
+    # How DAGR's fixed-form loss joins this method's objective (shown in the docs and the README table).
+    # The Pareto form never enters the objective: its gradient is added after process_gradients.
     dagr_rule: ClassVar[str] = "added to the total loss before backward"
 
     def __init__(self, params: Any, model: MultimodalModel, setup: MethodSetup) -> None:
@@ -98,12 +96,7 @@ class Method:
 
     def backward(self, losses: dict[str, Tensor], regularizer: Tensor | None) -> None:
         total = sum(losses.values())
-        if regularizer is None:
-            total.backward()
-        elif self.setup.dagr_combine == "sum":
-            (total + regularizer).backward()
-        else:
-            pareto_backward(self.model, total, regularizer, self.setup.dagr_pareto_gamma)
+        (total if regularizer is None else total + regularizer).backward()
 
     def process_gradients(self, out: ModelOutput, batch: Batch) -> dict[str, Tensor]:
         return {}
@@ -124,22 +117,3 @@ class Method:
 def modulation_active(epoch: int, start: int, end_fraction: float, epochs: int) -> bool:
     """Inclusive window ``start <= epoch <= floor(end_fraction · epochs)``."""
     return start <= epoch <= math.floor(end_fraction * epochs)
-
-
-def pareto_backward(model: MultimodalModel, task: Tensor, regularizer: Tensor, gamma: float) -> None:
-    """DAGR's "Pareto" combination: per encoder, the task gradient and DAGR's gradient are combined by
-    MMPareto's rule (cosine test, two-task min-norm weights, per-tensor norm restoration, × gamma).
-    Parameters outside the encoders (the heads) get the task gradient, which is all they receive anyway.
-    """
-    params = [p for p in model.parameters() if p.requires_grad]
-    g_task = list(torch.autograd.grad(task, params, retain_graph=True, allow_unused=True))
-    g_reg = torch.autograd.grad(regularizer, params, allow_unused=True)
-    position = {id(p): i for i, p in enumerate(params)}
-    for m in model.modalities:
-        idx = [position[id(p)] for p in model.encoder_parameters(m) if p.requires_grad]
-        combined = pareto_combine([g_task[i] for i in idx], [g_reg[i] for i in idx], gamma).grads
-        for i, g in zip(idx, combined):
-            g_task[i] = g
-    for p, g in zip(params, g_task):
-        if g is not None:
-            p.grad = g.detach() if p.grad is None else p.grad + g.detach()

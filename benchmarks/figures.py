@@ -35,8 +35,8 @@ Record = dict[str, Any]
 Draw = Callable[[], list[Path]]
 
 ARM_COLORS = {"none": "tab:gray", "disperse": "tab:orange", "anchor": "tab:green", "dagr": "tab:blue",
-              "dagr-pareto": "tab:purple"}
-CURVE_ARMS = ("none", "disperse", "dagr", "dagr-pareto")  # the paper's Figure 2 legend, plus Pareto
+              "dagr-fixed": "tab:purple"}
+CURVE_ARMS = ("none", "disperse", "dagr", "dagr-fixed")  # the paper's Figure 2 legend, plus the fixed form
 SIMILARITY_ARMS = ("none", "dagr")
 SELECTION = "best_val"  # every figure reads the validation-selected epoch, like the tables
 PDF_METADATA = {"CreationDate": None}  # no timestamp: same records, same bytes
@@ -134,7 +134,7 @@ def save(fig: Figure, out_stem: str | Path) -> list[Path]:
 # --- Figure 2: training curves ----------------------------------------------------------------
 
 CURVE_PANELS: tuple[tuple[str, Callable[[dict[str, Any]], float]], ...] = (
-    ("(a) semantic margin $\\Delta_{sem}$", lambda g: pair_mean(g, "semantic_margin")),
+    ("(a) semantic margin $\\Delta_{sem}$ (Eq. 45, fusion input)", lambda g: g["semantic_margin"]["fused"]),
     ("(b) effective rank (mean over modalities)", lambda g: g["effective_rank"]["mean"]),
     ("(c) cross-modal deviation $E\\|\\hat z_a - \\hat z_v\\|^2$", lambda g: pair_mean(g, "deviation")),
 )

@@ -14,7 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from baselines import Method, MethodSetup, get_method
-from geomreg import DAGR
+from geomreg import DAGR, GeometryGradients
 
 from .compute import autocast, choose_device, prepare_model, resolve_precision, use_channels_last
 from .config import RunConfig, dump_yaml
@@ -64,8 +64,9 @@ def build_regularizer(cfg: RunConfig) -> DAGR | None:
     d = cfg.dagr
     if not d.enabled:
         return None
-    return DAGR(t=d.t, tau=d.tau, lambda_disperse=d.lambda_disperse, lambda_anchor=d.lambda_anchor,
-                dispersion_form=d.dispersion_form, squared_hinge=d.squared_hinge)
+    return DAGR(t=d.t, tau=d.tau, anchor_form=d.anchor_form, weighting=d.weighting, beta=d.beta,
+                lambda_disperse=d.lambda_disperse, lambda_anchor=d.lambda_anchor, terms=d.terms,
+                dispersion_form=d.dispersion_form)
 
 
 @dataclass
@@ -102,8 +103,7 @@ class Trainer:
         model = build_model(cfg.model, self.data.channels, self.data.num_classes)
         self.model: MultimodalModel = prepare_model(model, self.device, self.channels_last)
         self.generator = torch.Generator().manual_seed(cfg.seed)
-        setup = MethodSetup(self.data, cfg.optim.epochs, cfg.data.batch_size, self.device, self.generator,
-                            dagr_combine=cfg.dagr.combine, dagr_pareto_gamma=cfg.dagr.pareto_gamma)
+        setup = MethodSetup(self.data, cfg.optim.epochs, cfg.data.batch_size, self.device, self.generator)
         self.method: Method = method_cls(params, self.model, setup)
         self.regularizer = build_regularizer(cfg)
         self.optimizer = build_optimizer(cfg, self.model)
@@ -165,29 +165,42 @@ class Trainer:
         return means
 
     def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        logs = self.compute_gradients(batch)
+        if self.cfg.optim.grad_clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip_norm)
+        self.optimizer.step()
+        return logs
+
+    def compute_gradients(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Forward, the method's losses and gradient processing, DAGR: every ``.grad`` of one step."""
         self.optimizer.zero_grad(set_to_none=True)
         with autocast(self.precision, self.device):
             out = self.model(batch.inputs)
             losses = self.method.losses(out, batch)
-        reg = self._regularize(out.embeddings)
-        objective = sum(losses.values()) + (reg["loss"] if reg is not None else 0.0)
-        self.method.backward(losses, reg["loss"] if reg is not None else None)
+        embeddings = {m: z.float() for m, z in out.embeddings.items()}  # DAGR in fp32 (bf16 rounds distances)
+        reg = self.regularizer(embeddings) if self.regularizer is not None else None
+        geometry = self._geometry_gradients(reg, embeddings)  # before the method's backward frees the graph
+        fixed_loss = reg["loss"] if reg is not None and geometry is None else None
+        objective = sum(losses.values()) + (fixed_loss if fixed_loss is not None else 0.0)
+        self.method.backward(losses, fixed_loss)
         logs = dict(self.method.process_gradients(out, batch))
+        if geometry is not None:  # Algorithm 1: g_task (as the method made it) + g_geom, unmodulated
+            geometry.apply()
+            logs.update({f"dagr/alpha/{m}": a for m, a in geometry.alphas.items()})
         self.ranks.average_gradients(self.model.parameters(), len(batch))  # after the method's modulation
-        if self.cfg.optim.grad_clip_norm is not None:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip_norm)
-        self.optimizer.step()
         logs.update(losses)
         if reg is not None:
             logs.update({f"dagr/{k}": v for k, v in reg.items()})
         logs["objective"] = objective.detach()
         return logs
 
-    def _regularize(self, embeddings: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
-        """DAGR's terms, in fp32: bf16 would round away the small distance differences it acts on."""
-        if self.regularizer is None:
+    def _geometry_gradients(self, reg: dict[str, torch.Tensor] | None,
+                            embeddings: dict[str, torch.Tensor]) -> GeometryGradients | None:
+        """DAGR's Pareto-weighted gradient per encoder, or None when the fixed form joins the loss."""
+        if reg is None or self.regularizer.weighting != "pareto":
             return None
-        return self.regularizer({m: z.float() for m, z in embeddings.items()})
+        encoders = {m: self.model.encoder_parameters(m) for m in embeddings}
+        return self.regularizer.geometry_gradients(reg, embeddings, encoders)
 
     def evaluate_split(self, split, geometry: bool = False) -> dict[str, Any]:
         with autocast(self.precision, self.device):

@@ -1,14 +1,14 @@
-"""geomreg: DAGR (Dispersive and Anchoring Geometric Regularizer, arXiv 2601.21670), reconstructed.
+"""geomreg: DAGR (Dispersive and Anchoring Geometric Regularizer, arXiv 2601.21670) for multimodal models.
 
-Standalone (torch only). The paper's exact formulas are not public; see :mod:`geomreg.functional`.
-Representation-geometry diagnostics (effective rank, cross-modal cosines, Recall@K) are in
-:mod:`geomreg.geometry`.
+Standalone (torch only): :class:`DAGR` (the losses and the paper's Pareto-balanced weighting),
+:mod:`geomreg.functional` (the two terms as functions), :mod:`geomreg.pareto` (the min-norm rules) and
+:mod:`geomreg.geometry` (representation-geometry diagnostics). See ``docs/dagr.md``.
 """
 
 from . import functional, geometry, pareto
 from .geometry import geometry_summary
-from .pareto import ParetoResult, min_norm_weights, pareto_combine
-from .regularizer import DAGR
+from .pareto import ParetoResult, balance_geometry, min_norm_weights, pareto_combine
+from .regularizer import DAGR, GeometryGradients
 
-__all__ = ["DAGR", "functional", "geometry", "geometry_summary", "pareto", "ParetoResult", "min_norm_weights",
-           "pareto_combine"]
+__all__ = ["DAGR", "GeometryGradients", "functional", "geometry", "geometry_summary", "pareto", "ParetoResult",
+           "balance_geometry", "min_norm_weights", "pareto_combine"]

@@ -1,11 +1,8 @@
-"""Functional form of DAGR's two geometric terms (reconstruction).
+"""Functional form of DAGR's two geometric terms (arXiv 2601.21670, Eqs. 3-5).
 
-The paper's exact formulas (arXiv 2601.21670, Eq. 6-7) are not public and there is no official code.
-What is known (``dagr-paper.md`` §2.1-2.2): dispersion is an "RBF-based dispersive loss" with a clean
-connection to "hyperspherical uniformity" (Wang & Isola 2020) and a temperature ``t``; anchoring is a
-"hinge-based anchoring loss" on paired cross-modal embeddings with an "admissible radius" ``τ``, acting on
-``||z̃_a - z̃_b||²`` of L2-normalized embeddings. The functions below are the best-supported reading of those
-clues, not verbatim formulas.
+Both act on L2-normalized per-modality embeddings ``z̃ = z / ||z||`` (the normalization lives only
+inside the regularizer; the fusion head still sees ``z``). See ``docs/dagr.md`` for the equations and
+for which parts are the paper's and which are this suite's readings.
 """
 
 from __future__ import annotations
@@ -16,9 +13,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["DISPERSION_FORMS", "dispersion", "anchoring"]
+__all__ = ["ANCHOR_FORMS", "DISPERSION_FORMS", "anchoring", "dispersion"]
 
 DISPERSION_FORMS: tuple[str, ...] = ("uniformity", "infonce_l2")
+# "distance": the paper's Eq. 5, (||z̃_a - z̃_b|| - τ)₊², τ on the distance scale [0, 2].
+# "squared_distance": this suite's earlier reconstruction, (||z̃_a - z̃_b||² - τ)₊, τ on [0, 4].
+ANCHOR_FORMS: tuple[str, ...] = ("distance", "squared_distance")
 
 _EPS = 1e-12  # normalization eps: a zero row stays zero instead of becoming NaN
 
@@ -54,9 +54,8 @@ def _sq_dists(z: Tensor) -> Tensor:
 def dispersion(z: Tensor, t: float = 2.0, form: str = "uniformity") -> Tensor:
     """Intra-modal dispersion of one modality's batch ``z`` (``B×D``; trailing dims are flattened).
 
-    Reconstruction of DAGR's ``L_intra`` (paper Eq. 6 is not public; §2.2 of ``dagr-paper.md``): the paper
-    calls it an "RBF-based dispersive loss" tied to "hyperspherical uniformity", so the default is Wang &
-    Isola's uniformity loss. Lower = more spread out. Computed with a stable logsumexp.
+    DAGR's ``L_disp^m`` (paper Eq. 4, the "uniformity-based RBF" instance of Eq. 2): Wang & Isola's
+    uniformity loss on the unit sphere. Lower = more spread out. Computed with a stable logsumexp.
 
     Forms:
       * ``"uniformity"`` (default): rows are L2-normalized, then
@@ -101,24 +100,29 @@ def dispersion(z: Tensor, t: float = 2.0, form: str = "uniformity") -> Tensor:
     return torch.logsumexp(logits.reshape(-1), dim=0) - math.log(n_terms)
 
 
-def anchoring(z_a: Tensor, z_b: Tensor, tau: float = 0.5, squared_hinge: bool = False) -> Tensor:
-    """Inter-modal anchoring of paired rows of two modalities.
+def anchoring(z_a: Tensor, z_b: Tensor, tau: float = 0.25, form: str = "distance") -> Tensor:
+    """Inter-modal anchoring of paired rows of two modalities: the mean over the batch of a hinge on
+    their cross-modal drift, which penalizes only the part of the drift beyond the admissible radius ``τ``.
 
-    Reconstruction of DAGR's ``L_inter`` (paper Eq. 7 is not public; §2.2 of ``dagr-paper.md``): a
-    "hinge-based anchoring loss" with an "admissible radius" ``τ`` that penalizes only the part of the paired
-    cross-modal drift exceeding the band, so modality-specific information inside it is not pulled away:
-    ``mean_i max(0, ||z̃_a,i - z̃_b,i||² - τ)`` on L2-normalized rows (``||z̃_a - z̃_b||² = 2 - 2cos``, so
-    ``τ`` lives on the ``[0, 4]`` scale). ``τ=0.5`` matches Fig. 2c's converged ``E||z_a - z_v||² ≈ 0.5``:
-    only drift beyond the typical modality gap is penalized. Gradients flow into both sides (no stop-grad).
+    Forms:
+      * ``"distance"`` (default, paper Eq. 5): ``mean_i (||z̃_a,i - z̃_b,i||₂ - τ)₊²``, a squared hinge
+        on the Euclidean distance between unit vectors, so ``τ`` lives on the distance scale ``[0, 2]``.
+      * ``"squared_distance"`` (the suite's earlier reconstruction, kept to regenerate older results):
+        ``mean_i (||z̃_a,i - z̃_b,i||₂² - τ)₊``, a plain hinge on the squared distance (``τ`` on ``[0, 4]``).
+
+    Gradients flow into both sides (no stop-gradient). The distance is taken from the squared distance
+    with a guarded square root, so identical rows give a zero gradient instead of NaN.
 
     Args:
         z_a, z_b: paired embeddings of equal shape ``(B, D, ...)``; row ``i`` of each is the same sample.
-        tau: admissible radius (>= 0) on squared distance between unit vectors.
-        squared_hinge: use ``max(0, ·)²`` (smooth at the band edge) instead of the plain hinge.
+        tau: admissible radius (>= 0), on the scale of the chosen form.
+        form: ``"distance"`` or ``"squared_distance"``.
 
     Returns:
         A scalar; exactly 0 when every pair lies inside the band (and for an empty batch).
     """
+    if form not in ANCHOR_FORMS:
+        raise ValueError(f"unknown anchoring form {form!r}; allowed forms: {', '.join(ANCHOR_FORMS)}")
     if not (tau >= 0 and math.isfinite(tau)):
         raise ValueError(f"tau must be a finite number >= 0, got {tau}")
     if not isinstance(z_a, Tensor) or not isinstance(z_b, Tensor):
@@ -130,7 +134,13 @@ def anchoring(z_a: Tensor, z_b: Tensor, tau: float = 0.5, squared_hinge: bool = 
         return _graph_zero(z_a, z_b)
     a = F.normalize(z_a, dim=1, eps=_EPS)
     b = F.normalize(z_b, dim=1, eps=_EPS)
-    excess = torch.relu((a - b).pow(2).sum(dim=1) - tau)
-    if squared_hinge:
-        excess = excess.pow(2)
-    return excess.mean()
+    sq_dist = (a - b).pow(2).sum(dim=1)
+    if form == "squared_distance":
+        return torch.relu(sq_dist - tau).mean()
+    return torch.relu(_safe_sqrt(sq_dist) - tau).pow(2).mean()
+
+
+def _safe_sqrt(x: Tensor) -> Tensor:
+    """``sqrt`` whose gradient at 0 is 0 rather than inf (so ``0 · inf`` never makes a NaN)."""
+    positive = x > 0
+    return torch.where(positive, x.where(positive, torch.ones_like(x)).sqrt(), torch.zeros_like(x))

@@ -2,9 +2,9 @@
 
 These are the quantities behind the paper's Figure 2 (semantic margin, effective rank, cross-modal
 deviation over training) and Figure 3 (matched vs mismatched cross-modal cosine distributions with
-their mean gap Δμ and Kolmogorov–Smirnov distance, Recall@K retrieval); see ``dagr-paper.md`` §5.
-The paper does not publish their exact definitions (its Eq. 45 for the semantic margin is not
-available), so every function states the definition it implements.
+their mean gap Δμ and Kolmogorov–Smirnov distance, Recall@K retrieval); see ``docs/dagr.md``.
+The semantic margin follows the paper's Eq. 45; for the others the paper gives no formula, so every
+function states the definition it implements.
 
 Inputs are embedding matrices ``N×D`` whose row ``i`` of every modality belongs to the same sample
 (row ``i`` of ``za`` is paired with row ``i`` of ``zv``). Everything is computed in float64.
@@ -23,7 +23,7 @@ from torch import Tensor
 __all__ = [
     "RECALL_KS", "HIST_BINS", "MAX_SAMPLES",
     "effective_rank", "cross_modal_deviation", "paired_cosines", "delta_mu", "ks_statistic",
-    "recall_at_k", "semantic_margin", "cosine_histogram", "geometry_summary",
+    "recall_at_k", "semantic_margin", "cross_modal_cosine_margin", "cosine_histogram", "geometry_summary",
 ]
 
 RECALL_KS: tuple[int, ...] = (1, 2, 5, 10, 20, 50, 100)  # the K axis of the paper's Figure 3(c)
@@ -128,14 +128,36 @@ def recall_at_k(query: Tensor, gallery: Tensor, ks: Iterable[int] = RECALL_KS) -
     return {k: (others_ahead < k).double().mean().item() for k in ks}
 
 
-def semantic_margin(za: Tensor, zb: Tensor, labels: Tensor) -> float:
+def semantic_margin(z: Tensor, labels: Tensor) -> float:
+    """The paper's semantic margin (Eq. 45) in one representation space ``z`` (``N×D``, not normalized):
+
+        Δ_sem = E_{y≠y'}[ E_{i∈I_y, j∈I_y'} ||z_i - z_j|| ] - E_y[ E_{i,j∈I_y} ||z_i - z_j|| ]
+
+    the mean Euclidean distance between two different classes minus the mean distance within a class,
+    each expectation over classes taken with equal weight per class (pair). Within a class the pairs
+    ``i = j`` (distance 0 by definition) are left out. Larger = better separated classes. NaN when
+    there are fewer than two classes or no class has two samples.
+    """
+    labels = labels.flatten()
+    dist = torch.cdist(z.double(), z.double())
+    classes = labels.unique()
+    masks = [labels == c for c in classes]
+    within = [dist[m][:, m] for m in masks if int(m.sum()) >= 2]
+    within_means = [(w.sum() / (len(w) * (len(w) - 1))).item() for w in within]
+    between_means = [dist[a][:, b].mean().item() for (i, a), (j, b) in itertools.permutations(enumerate(masks), 2)]
+    if not within_means or not between_means:
+        return math.nan
+    return sum(between_means) / len(between_means) - sum(within_means) / len(within_means)
+
+
+def cross_modal_cosine_margin(za: Tensor, zb: Tensor, labels: Tensor) -> float:
     """Mean cross-modal cosine of same-class pairs minus that of different-class pairs.
 
     Over the ordered pairs ``(i, j)``, ``i ≠ j``, of ``cos(za_i, zb_j)``: pairs with
     ``labels[i] == labels[j]`` against pairs with different labels. The matched pairs ``i = j`` are
     left out, so the margin measures class structure beyond the instance pairing (that is Δμ's job).
-    The paper's definition (its Eq. 45) is not public; this is the reading its Figure 2(a) caption
-    ("semantic separability") supports. NaN when either set of pairs is empty.
+    A cross-modal companion of :func:`semantic_margin` (this suite's own definition). NaN when either
+    set of pairs is empty.
     """
     c = _cosines(za, zb)
     labels = labels.flatten()
@@ -178,7 +200,7 @@ def _pair_summary(a: str, b: str, za: Tensor, zb: Tensor, labels: Tensor, ks: tu
         "mismatched_mean": mismatched.mean().item(),
         "delta_mu": delta_mu(matched, mismatched),
         "ks": ks_statistic(matched, mismatched),
-        "semantic_margin": _finite(semantic_margin(za, zb, labels)),
+        "cosine_margin": _finite(cross_modal_cosine_margin(za, zb, labels)),
         "recall": {f"{a}->{b}": {str(k): r for k, r in recall_at_k(za, zb, ks).items()},
                    f"{b}->{a}": {str(k): r for k, r in recall_at_k(zb, za, ks).items()}},
         "hist": {"matched": cosine_histogram(matched, bins), "mismatched": cosine_histogram(mismatched, bins)},
@@ -198,8 +220,10 @@ def geometry_summary(embeddings: Mapping[str, Tensor], labels: Tensor, ks: Itera
 
         {"n": rows used, "bins": histogram bins over [-1, 1],
          "effective_rank": {<modality>: erank, ..., "mean": mean over modalities},
+         "semantic_margin": {<modality>: Eq. 45 on its embeddings, ..., "fused": on their
+                             concatenation (the fusion head's input)} (None if undefined),
          "pairs": {"<a>-<b>": {"deviation", "matched_mean", "mismatched_mean", "delta_mu", "ks",
-                               "semantic_margin" (None if undefined),
+                               "cosine_margin" (None if undefined),
                                "recall": {"<a>-><b>": {"<K>": recall}, "<b>-><a>": {...}},
                                "hist": {"matched": [counts], "mismatched": [counts]}}}}
 
@@ -220,6 +244,8 @@ def geometry_summary(embeddings: Mapping[str, Tensor], labels: Tensor, ks: Itera
         "n": len(labels),
         "bins": bins,
         "effective_rank": {**ranks, "mean": sum(ranks.values()) / len(ranks)},
+        "semantic_margin": {**{m: _finite(semantic_margin(z, labels)) for m, z in embeddings.items()},
+                            "fused": _finite(semantic_margin(torch.cat(list(embeddings.values()), dim=1), labels))},
         "pairs": {f"{a}-{b}": _pair_summary(a, b, embeddings[a], embeddings[b], labels, ks, bins)
                   for a, b in itertools.combinations(modalities, 2)},
     }

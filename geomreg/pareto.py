@@ -1,8 +1,8 @@
 """Two-objective min-norm (MGDA) gradient combination, as MMPareto (Wei & Hu, ICML 2024) executes it.
 
-Used by the MMPareto baseline and by DAGR's "Pareto" option (the paper's "Pareto-balanced weighting" is not
-public; the MMPareto-style reading is the reconstruction of ``dagr-paper.md`` §2.2). Pure functions on
-gradient tensors: no autograd, no parameters touched.
+Used by the MMPareto baseline (task vs unimodal gradients) and by DAGR's Pareto-balanced weighting
+(dispersion vs anchoring gradients, :func:`balance_geometry`). Pure functions on gradient tensors: no
+autograd, no parameters touched.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["ParetoResult", "min_norm_weights", "pareto_combine"]
+__all__ = ["ParetoResult", "balance_geometry", "min_norm_weights", "pareto_combine"]
 
 GradLike = Tensor | Sequence[Tensor | None]
 
@@ -105,3 +105,49 @@ def pareto_combine(
         r = ((a + b).norm() / new_norm).item() if new_norm > 0 else 1.0
         out.append(gamma * max(r, 1.0) * new)
     return ParetoResult(grads=out, weights=(w1, w2), cosine=cosine)
+
+
+def balance_geometry(
+    g_disp: Sequence[Tensor | None], g_inter: Sequence[Tensor | None], beta: float
+) -> tuple[list[Tensor | None], Tensor]:
+    """DAGR's Pareto-balanced weighting for one encoder (paper §3.2.5, Algorithm 1).
+
+    ``α* = argmin_{α∈[0,1]} ||α g_inter + (1-α) g_disp||²`` in closed form,
+    ``clip(<g_disp - g_inter, g_disp> / ||g_inter - g_disp||², 0, 1)`` (the paper's Eq. 8 is not
+    public; this is the standard two-objective min-norm point), and the result is
+    ``β (α* g_inter + (1 - α*) g_disp)`` per parameter tensor. When the two gradients are equal (both
+    zero included) every α gives the same vector and α* = 0.5. When one of them is zero the min-norm
+    point is the origin: the step is zero (a Pareto-stationary point of the two geometric terms).
+
+    The three dot products are summed in float64 from per-tensor float32 products; α* stays on the
+    device (no host sync). ``None`` entries count as zeros; both ``None`` gives ``None``.
+    Returns the combined list and α* (0-d float64 tensor).
+    """
+    if len(g_disp) != len(g_inter):
+        raise ValueError(f"gradient lists differ in length: {len(g_disp)} vs {len(g_inter)}")
+    pairs = [(d, i) for d, i in zip(g_disp, g_inter) if d is not None or i is not None]
+    if not pairs:
+        return [None] * len(g_disp), torch.tensor(0.5, dtype=torch.float64)
+    device = next(t for pair in pairs for t in pair if t is not None).device
+    dd, ii, di = (torch.zeros((), dtype=torch.float64, device=device) for _ in range(3))
+    for d, i in pairs:
+        if d is not None:
+            dd = dd + torch.vdot(d.reshape(-1), d.reshape(-1)).double()
+        if i is not None:
+            ii = ii + torch.vdot(i.reshape(-1), i.reshape(-1)).double()
+        if d is not None and i is not None:
+            di = di + torch.vdot(d.reshape(-1), i.reshape(-1)).double()
+    denom = dd + ii - 2.0 * di
+    alpha = torch.where(denom > 0, (dd - di) / denom.clamp_min(torch.finfo(torch.float64).tiny), 0.5).clamp(0.0, 1.0)
+    w_inter, w_disp = (beta * alpha).float(), (beta * (1.0 - alpha)).float()
+    out: list[Tensor | None] = []
+    for d, i in zip(g_disp, g_inter):
+        if d is None and i is None:
+            out.append(None)
+        elif d is None:
+            out.append(w_inter * i)
+        elif i is None:
+            out.append(w_disp * d)
+        else:
+            out.append(w_disp * d + w_inter * i)
+    return out, alpha

@@ -98,7 +98,7 @@ def test_md_table():
 
 def fake_results():
     step = {n: [1.0, 1.0, 1.0] for n in ("joint", "ogm_ge", "gblending", "pmr", "mmpareto", "dgl")}
-    step.update({"joint+dagr": [1.01, 1.02, 1.0], "joint+dagr-pareto": [1.6, 1.7, 1.5], "mmpareto-floor": [1.0] * 3})
+    step.update({"joint+dagr-fixed": [1.01, 1.02, 1.0], "joint+dagr": [1.6, 1.7, 1.5], "mmpareto-floor": [1.0] * 3})
     step["mmpareto"] = [1.1, 1.2, 1.1]
     epoch = {n: [2.0, 2.0] for n in ("joint", "ogm_ge", "pmr", "mmpareto", "dgl")}
     epoch["gblending"] = [8.0, 8.0]
@@ -117,8 +117,10 @@ def fake_results():
 
 def test_targets_from_results():
     by_what = {t.what: t for t in targets(fake_results())}
-    assert by_what["DAGR (sum) step ÷ joint step"].value == pytest.approx(1.01)
-    assert by_what["DAGR (sum) step ÷ joint step"].status == "met"
+    assert by_what["DAGR (fixed weights) step ÷ joint step"].value == pytest.approx(1.01)
+    assert by_what["DAGR (fixed weights) step ÷ joint step"].status == "met"
+    assert by_what["DAGR (Pareto weighting) step ÷ joint step"].value == pytest.approx(1.6)
+    assert by_what["DAGR (Pareto weighting) step ÷ joint step"].status == "not met"
     mmp = by_what["MMPareto step ÷ its floor (tolerance 5% for noise)"]
     assert mmp.value == pytest.approx(1.1) and mmp.status == "not met"
     # G-Blending has no target; PMR: full-shape step ratio 1.0 × (epoch/steps factor 1 over joint's 1)
@@ -137,10 +139,10 @@ def test_render_markdown():
     text = render(fake_results())
     assert text.startswith("# `make bench`")
     assert "Test CPU, 2 cores, torch 2.x with 2 threads" in text
-    assert "| Joint + DAGR (sum) | 1.010 s (1.000–1.020) | 1.01 (1.00–1.02)× |" in text
+    assert "| Joint + DAGR (fixed weights) | 1.010 s (1.000–1.020) | 1.01 (1.00–1.02)× |" in text
     assert "| G-Blending |" in text and "4.00 (4.00–4.00)×" in text
     assert "1.14×" in text  # G-Blending full-shape estimate: 1.0 × 8/7
     assert "1500 (+1000)" in text and "failed: boom" in text
     assert "not measured (fixtures missing)" in text
     assert "not measured (no CUDA device)" in text
-    assert "| DAGR (sum) step ÷ joint step | 1.010 | ≤ 1.03 | met |" in text
+    assert "| DAGR (fixed weights) step ÷ joint step | 1.010 | ≤ 1.03 | met |" in text

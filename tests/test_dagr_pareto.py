@@ -1,61 +1,135 @@
-"""DAGR's "Pareto" combination option: per encoder, MMPareto's min-norm rule on task vs DAGR gradients."""
+"""DAGR's Pareto-balanced weighting (Algorithm 1): the per-encoder rule and its place in the training step."""
+import math
+
 import pytest
 import torch
 
+from baselines import METHODS
 from benchmarks.config import resolve_run
 from benchmarks.runner import run_dir_for
-from benchmarks.strict import ConfigError
 from benchmarks.trainer import Trainer
-from geomreg import pareto_combine
+from geomreg import DAGR, balance_geometry
 
 
-def grads_after_backward(debug_raw, tmp_path, combine, method="joint"):
-    cfg = resolve_run({**debug_raw, "method": {"name": method},
-                       "dagr": {"enabled": True, "combine": combine, "lambda_disperse": 1.0,
-                                "lambda_anchor": 1.0, "tau": 0.0}})
-    trainer = Trainer(cfg, run_dir_for(cfg, tmp_path))
+def T(*values):
+    return torch.tensor(values, dtype=torch.float32)
+
+
+# --- the rule for one encoder, hand-computed ---------------------------------------------------------
+@pytest.mark.parametrize("g_disp, g_inter, beta, alpha, expected", [
+    ((1.0, 0.0), (-1.0, 0.0), 0.2, 0.5, (0.0, 0.0)),  # conflicting, equal norms: they cancel
+    ((1.0, 0.0), (0.0, 1.0), 0.2, 0.5, (0.1, 0.1)),  # orthogonal, equal norms
+    ((2.0, 0.0), (0.0, 1.0), 1.0, 0.8, (0.4, 0.8)),  # α = (4 - 0) / (4 + 1)
+    ((1.0, 0.0), (2.0, 0.0), 0.2, 0.0, (0.2, 0.0)),  # aligned: the shorter one (α clipped at 0)
+    ((3.0, 0.0), (1.0, 0.0), 0.5, 1.0, (0.5, 0.0)),  # aligned: the shorter one (α clipped at 1)
+    ((1.0, 0.0), (0.0, 0.0), 0.2, 1.0, (0.0, 0.0)),  # one zero: the origin is in the hull
+    ((0.0, 0.0), (0.0, 3.0), 0.2, 0.0, (0.0, 0.0)),
+    ((0.0, 0.0), (0.0, 0.0), 0.2, 0.5, (0.0, 0.0)),  # both zero
+])
+def test_balance_geometry_hand_computed(g_disp, g_inter, beta, alpha, expected):
+    combined, a = balance_geometry([T(*g_disp)], [T(*g_inter)], beta)
+    assert a.item() == pytest.approx(alpha)
+    torch.testing.assert_close(combined[0], T(*expected))
+
+
+def test_balance_geometry_sums_dot_products_over_tensors():
+    # Split (2, 0 | 0) and (0, 0 | 1) over two tensors: same α = 0.8 as the single-vector case.
+    combined, a = balance_geometry([T(2.0, 0.0), T(0.0)], [T(0.0, 0.0), T(1.0)], 1.0)
+    assert a.item() == pytest.approx(0.8)
+    torch.testing.assert_close(combined[0], T(0.4, 0.0))
+    torch.testing.assert_close(combined[1], T(0.8))
+
+
+def test_balance_geometry_none_entries():
+    combined, a = balance_geometry([T(2.0, 0.0), None, None], [None, T(1.0), None], 1.0)
+    assert a.item() == pytest.approx(0.8)
+    torch.testing.assert_close(combined[0], T(0.4, 0.0))
+    torch.testing.assert_close(combined[1], T(0.8))
+    assert combined[2] is None
+    with pytest.raises(ValueError, match="differ in length"):
+        balance_geometry([T(1.0)], [], 1.0)
+
+
+# --- the training step: g_task + g_geom -------------------------------------------------------------
+DAGR_METHODS = sorted(n for n, cls in METHODS.items() if cls.supports_dagr and not n.startswith("test_"))
+
+
+def one_step_grads(debug_raw, tmp_path, method, dagr):
+    cfg = resolve_run({**debug_raw, "method": {"name": method}, "dagr": dagr})
+    trainer = Trainer(cfg, run_dir_for(cfg, tmp_path / str(dagr)))
+    trainer.method.on_epoch_start(0)
     batch = next(trainer.data.train.batches(16))
-    out = trainer.model(batch.inputs)
-    losses = trainer.method.losses(out, batch)
-    reg = trainer.regularizer(out.embeddings)["loss"]
-    trainer.method.backward(losses, reg)
-    return trainer, batch
+    trainer.compute_gradients(batch)
+    return trainer, batch, {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
 
 
-def test_pareto_combination_matches_the_rule_per_encoder(debug_raw, tmp_path):
-    trainer, batch = grads_after_backward(debug_raw, tmp_path, "pareto")
+def expected_geometry(trainer, batch, beta):
+    """g_geom per encoder from the definitions: direct autograd of each term, α from flat dot products."""
     model = trainer.model
-    out = model(batch.inputs)  # same batch and weights (train-mode BN): the same graph, rebuilt
-    task = sum(trainer.method.losses(out, batch).values())
-    reg = trainer.regularizer(out.embeddings)["loss"]
+    model.train()
+    out = model(batch.inputs)
+    terms = trainer.regularizer(out.embeddings)
+    expected = {}
     for m in model.modalities:
-        params = list(model.encoder_parameters(m))
-        g_task = torch.autograd.grad(task, params, retain_graph=True)
-        g_reg = torch.autograd.grad(reg, params, retain_graph=True)
-        expected = pareto_combine(list(g_task), list(g_reg), gamma=1.0).grads
-        for p, e in zip(params, expected):
-            torch.testing.assert_close(p.grad, e)
-    heads = list(model.head_parameters())
-    for p, e in zip(heads, torch.autograd.grad(task, heads, retain_graph=True)):
-        torch.testing.assert_close(p.grad, e)  # DAGR never reaches the heads
+        named = [(n, p) for n, p in model.named_parameters() if n.startswith(f"encoders.{m}.")]
+        params = [p for _, p in named]
+        g_d = torch.autograd.grad(terms[f"disperse/{m}"], params, retain_graph=True, allow_unused=True)
+        g_i = torch.autograd.grad(terms["anchor"], params, retain_graph=True, allow_unused=True)
+        flat = lambda gs: torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1).double()
+                                     for g, p in zip(gs, params)])
+        d, i = flat(g_d), flat(g_i)
+        alpha = min(max(float((d - i) @ d / ((i - d) @ (i - d))), 0.0), 1.0)
+        for (n, p), gd, gi in zip(named, g_d, g_i):
+            gd = torch.zeros_like(p) if gd is None else gd
+            gi = torch.zeros_like(p) if gi is None else gi
+            expected[n] = beta * (alpha * gi + (1 - alpha) * gd)
+    return expected
 
 
-def test_pareto_differs_from_the_plain_sum(debug_raw, tmp_path):
-    summed, *_ = grads_after_backward(debug_raw, tmp_path, "sum")
-    pareto, *_ = grads_after_backward(debug_raw, tmp_path, "pareto")
-    w_sum = summed.model.encoders["audio"].body[0][0].weight.grad
-    w_par = pareto.model.encoders["audio"].body[0][0].weight.grad
-    assert not torch.allclose(w_sum, w_par)
+@pytest.mark.parametrize("method", DAGR_METHODS)
+def test_pareto_adds_g_geom_and_leaves_the_method_gradient_unchanged(debug_raw, tmp_path, method):
+    beta = 0.7
+    _, _, host = one_step_grads(debug_raw, tmp_path, method, {"enabled": False})
+    trainer, batch, with_dagr = one_step_grads(debug_raw, tmp_path, method,
+                                               {"enabled": True, "beta": beta, "tau": 0.1})
+    geom = expected_geometry(trainer, batch, beta)
+    assert set(with_dagr) == set(host)
+    for name, grad in with_dagr.items():
+        added = geom.get(name, torch.zeros_like(grad))  # heads get no g_geom
+        torch.testing.assert_close(grad - added, host[name], rtol=1e-4, atol=1e-5)
+    assert any(g.abs().max() > 0 for g in geom.values())
 
 
-def test_pareto_is_refused_for_mmpareto(debug_raw):
-    with pytest.raises(ConfigError, match="dagr.combine='pareto' is not defined"):
-        resolve_run({**debug_raw, "method": {"name": "mmpareto"}, "dagr": {"enabled": True, "combine": "pareto"}})
+def test_single_term_arms_scale_one_gradient_by_beta(debug_raw, tmp_path):
+    _, _, host = one_step_grads(debug_raw, tmp_path, "joint", {"enabled": False})
+    trainer, batch, anchor = one_step_grads(debug_raw, tmp_path, "joint",
+                                            {"enabled": True, "terms": "anchor", "beta": 0.5, "tau": 0.0})
+    out = trainer.model(batch.inputs)
+    term = trainer.regularizer(out.embeddings)["anchor"]
+    params = [(n, p) for n, p in trainer.model.named_parameters() if n.startswith("encoders.")]
+    grads = torch.autograd.grad(term, [p for _, p in params], allow_unused=True)
+    for (n, _), g in zip(params, grads):
+        if g is not None:
+            torch.testing.assert_close(anchor[n] - host[n], 0.5 * g, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("method", ["ogm_ge", "pmr", "dgl", "gblending"])
-def test_pareto_runs_with_single_backward_methods(debug_raw, tmp_path, method):
-    trainer, *_ = grads_after_backward(debug_raw, tmp_path, "pareto", method)
-    for name, p in trainer.model.named_parameters():
-        if name.startswith("encoders."):
-            assert p.grad is not None and torch.isfinite(p.grad).all(), name
+def test_fixed_weighting_joins_the_loss(debug_raw, tmp_path):
+    """Eq. 6: for joint training, the fixed form's gradient is that of task + λ_d L_intra + λ_a L_inter."""
+    dagr = {"enabled": True, "weighting": "fixed", "lambda_disperse": 0.3, "lambda_anchor": 0.2, "tau": 0.0}
+    trainer, batch, grads = one_step_grads(debug_raw, tmp_path, "joint", dagr)
+    out = trainer.model(batch.inputs)
+    total = sum(trainer.method.losses(out, batch).values())
+    reg = DAGR(t=1.0, tau=0.0, lambda_disperse=0.3, lambda_anchor=0.2)(out.embeddings)
+    total = total + 0.3 * reg["disperse"] + 0.2 * reg["anchor"]
+    names = list(grads)
+    params = dict(trainer.model.named_parameters())
+    for n, g in zip(names, torch.autograd.grad(total, [params[n] for n in names])):
+        torch.testing.assert_close(grads[n], g, rtol=1e-4, atol=1e-6)
+
+
+def test_alpha_is_logged_per_encoder(debug_raw, tmp_path):
+    trainer, batch, _ = one_step_grads(debug_raw, tmp_path, "joint", {"enabled": True})
+    logs = trainer.compute_gradients(batch)
+    for m in trainer.model.modalities:
+        assert 0.0 <= float(logs[f"dagr/alpha/{m}"]) <= 1.0
+    assert math.isfinite(float(logs["dagr/anchor"].detach()))

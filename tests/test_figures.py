@@ -18,7 +18,7 @@ from benchmarks.figures import (
 from benchmarks.runner import run_dir_for
 
 DAGR_DEFAULTS = {"enabled": False, "t": 2.0, "tau": 0.5, "lambda_disperse": 0.1, "lambda_anchor": 0.1,
-                 "combine": "sum"}
+                 "weighting": "pareto", "terms": "both"}
 
 
 def geometry(level: float) -> dict:
@@ -28,9 +28,10 @@ def geometry(level: float) -> dict:
     mismatched[28], mismatched[30] = 60, 30
     recall = {str(k): min(1.0, level * k / 10) for k in (1, 2, 5, 10)}
     return {"n": 10, "bins": 40, "effective_rank": {"audio": 4 + level, "visual": 4 + 2 * level, "mean": 4 + 1.5 * level},
+            "semantic_margin": {"audio": level, "visual": level / 2, "fused": 2 * level},
             "pairs": {"audio-visual": {
                 "deviation": 0.5 + level, "matched_mean": 0.7, "mismatched_mean": 0.7 - level / 10,
-                "delta_mu": level / 10, "ks": level / 5, "semantic_margin": level / 100,
+                "delta_mu": level / 10, "ks": level / 5, "cosine_margin": level / 100,
                 "recall": {"audio->visual": recall, "visual->audio": recall},
                 "hist": {"matched": matched, "mismatched": mismatched}}}}
 
@@ -63,7 +64,7 @@ def written(paths):
 
 
 def test_training_curves(tmp_path):
-    written(training_curves(arms_records(("none", "disperse", "dagr", "dagr-pareto")), tmp_path / "curves"))
+    written(training_curves(arms_records(("none", "disperse", "dagr", "dagr-fixed")), tmp_path / "curves"))
 
 
 def test_curve_matrix_aligns_seeds_on_common_epochs():

@@ -14,6 +14,7 @@ from geomreg.geometry import (
     ks_statistic,
     paired_cosines,
     recall_at_k,
+    cross_modal_cosine_margin,
     semantic_margin,
 )
 
@@ -116,20 +117,34 @@ def test_recall_at_k_ties_are_pessimistic():
 
 # --- semantic margin ------------------------------------------------------------------------
 
-def test_semantic_margin_by_hand():
+def test_semantic_margin_eq45_by_hand():
+    # class 0: (0,0), (2,0) -> within distance 2; class 1: (0,3) alone; class 2: (0,-1), (0,-2) -> within 1
+    z = torch.tensor([[0.0, 0.0], [2.0, 0.0], [0.0, 3.0], [0.0, -1.0], [0.0, -2.0]])
+    labels = torch.tensor([0, 0, 1, 2, 2])
+    within = (2.0 + 1.0) / 2  # class 1 has no pair of distinct samples
+    d01 = (3.0 + math.sqrt(13)) / 2
+    d02 = (1.0 + 2.0 + math.sqrt(5) + math.sqrt(8)) / 4
+    d12 = (4.0 + 5.0) / 2
+    between = (d01 + d02 + d12) / 3  # ordered pairs y != y' give each unordered pair twice
+    assert semantic_margin(z, labels) == pytest.approx(between - within)
+
+
+def test_semantic_margin_undefined_without_pairs():
+    z = torch.eye(3)
+    assert math.isnan(semantic_margin(z, torch.tensor([0, 0, 0])))  # one class
+    assert math.isnan(semantic_margin(z, torch.tensor([0, 1, 2])))  # no class with two samples
+
+
+def test_cross_modal_cosine_margin_by_hand():
     za = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
     zb = torch.tensor([[0.0, 1.0], [1.0, 1.0], [0.0, 1.0]])
     labels = torch.tensor([0, 0, 1])
     s = 1 / math.sqrt(2)
     # off-diagonal same class: (0,1) cos = s, (1,0) cos = 0 -> mean s/2
     # different class: (0,2) 0, (1,2) 0, (2,0) 1, (2,1) s -> mean (1 + s)/4; diagonal pairs ignored
-    assert semantic_margin(za, zb, labels) == pytest.approx(s / 2 - (1 + s) / 4)
-
-
-def test_semantic_margin_undefined_without_pairs():
+    assert cross_modal_cosine_margin(za, zb, labels) == pytest.approx(s / 2 - (1 + s) / 4)
     z = torch.eye(3)
-    assert math.isnan(semantic_margin(z, z, torch.tensor([0, 0, 0])))  # no different-class pair
-    assert math.isnan(semantic_margin(z, z, torch.tensor([0, 1, 2])))  # no same-class pair off the diagonal
+    assert math.isnan(cross_modal_cosine_margin(z, z, torch.tensor([0, 0, 0])))
 
 
 # --- histograms and the summary -------------------------------------------------------------
@@ -163,8 +178,12 @@ def test_geometry_summary_agrees_with_the_functions_and_is_json():
     assert pair["deviation"] == pytest.approx(cross_modal_deviation(emb["audio"], emb["visual"]))
     assert pair["delta_mu"] == pytest.approx(pair["matched_mean"] - pair["mismatched_mean"])
     assert pair["ks"] == pytest.approx(ks_statistic(matched, mismatched))
-    assert pair["semantic_margin"] == pytest.approx(semantic_margin(emb["audio"], emb["visual"], labels))
-    assert pair["semantic_margin"] > 0  # the shared class signal separates the classes
+    assert pair["cosine_margin"] == pytest.approx(cross_modal_cosine_margin(emb["audio"], emb["visual"], labels))
+    assert pair["cosine_margin"] > 0  # the shared class signal separates the classes
+    margins = s["semantic_margin"]
+    assert margins["audio"] == pytest.approx(semantic_margin(emb["audio"], labels))
+    fused = torch.cat([emb["audio"], emb["visual"]], dim=1)
+    assert margins["fused"] == pytest.approx(semantic_margin(fused, labels)) and margins["fused"] > 0
     assert pair["recall"]["audio->visual"] == pytest.approx(
         {str(k): v for k, v in recall_at_k(emb["audio"], emb["visual"], (1, 5)).items()})
     assert set(pair["recall"]) == {"audio->visual", "visual->audio"}

@@ -94,18 +94,42 @@ def unit(deg: float) -> tuple[float, float]:
 
 
 def test_anchoring_by_hand() -> None:
-    # ||a-b||^2 = 2 - 2 cos(angle): 30 deg -> 2 - sqrt(3) ~ 0.268 (inside tau=0.5); 90 deg -> 2
+    # ||a-b|| = 2 sin(angle/2): 30 deg -> 0.5176 (inside tau=0.6); 90 deg -> sqrt(2)
     a = pts((1, 0), (1, 0))
     b = pts(unit(30), unit(90))
-    assert GF.anchoring(a, b, tau=0.5).item() == pytest.approx((0 + 1.5) / 2)  # mean(0, 2 - 0.5)
-    assert GF.anchoring(a, b, tau=0.5, squared_hinge=True).item() == pytest.approx((0 + 1.5**2) / 2)
-    # 60 deg -> exactly 1; tau=0 gives plain mean squared distance
+    # paper Eq. 5: mean of (distance - tau)+^2
+    assert GF.anchoring(a, b, tau=0.6).item() == pytest.approx((0 + (math.sqrt(2) - 0.6) ** 2) / 2)
+    # earlier reconstruction: mean of (squared distance - tau)+, 2 - sqrt(3) ~ 0.268 inside tau=0.5
+    assert GF.anchoring(a, b, tau=0.5, form="squared_distance").item() == pytest.approx((0 + 1.5) / 2)
+    # 60 deg -> distance exactly 1; tau=0 gives the mean squared distance in both forms
     assert GF.anchoring(pts((1, 0)), pts(unit(60)), tau=0.0).item() == pytest.approx(1.0)
+    assert GF.anchoring(pts((1, 0)), pts(unit(60)), tau=0.0, form="squared_distance").item() == pytest.approx(1.0)
+    # 60 deg, tau = 0.25: (1 - 0.25)^2
+    assert GF.anchoring(pts((1, 0)), pts(unit(60)), tau=0.25).item() == pytest.approx(0.5625)
+
+
+def test_anchoring_gradient_by_hand() -> None:
+    """d/dθ of (||a - b|| - τ)² for unit a = (1, 0) fixed and b at angle θ: 2 (d - τ) · cos(θ/2)."""
+    theta = torch.tensor(math.radians(90), dtype=D64, requires_grad=True)
+    a = torch.tensor([[1.0, 0.0]], dtype=D64)
+    b = torch.stack([torch.cos(theta), torch.sin(theta)]).reshape(1, 2)
+    GF.anchoring(a, b, tau=0.25).backward()
+    d = math.sqrt(2)
+    assert theta.grad.item() == pytest.approx(2 * (d - 0.25) * math.cos(math.radians(45)))
+
+
+def test_anchoring_identical_rows_have_zero_not_nan_gradient() -> None:
+    a = pts((1, 0), (0, 1)).requires_grad_()
+    b = pts((1, 0), (0, 1)).requires_grad_()
+    for tau in (0.0, 0.25):
+        loss = GF.anchoring(a, b, tau=tau)
+        (ga, gb) = torch.autograd.grad(loss, (a, b))
+        assert loss.item() == 0.0 and torch.equal(ga, torch.zeros_like(ga)) and torch.equal(gb, torch.zeros_like(gb))
 
 
 def test_anchoring_inside_band_is_exact_zero_with_zero_grad() -> None:
     a = pts((1, 0), (0, 1)).requires_grad_()
-    b = pts(unit(20), unit(100)).requires_grad_()  # both pairs at 20 deg: 2 - 2cos20 ~ 0.12 < 0.5
+    b = pts(unit(20), unit(100)).requires_grad_()  # both pairs at 20 deg: distance 0.347 < 0.5
     loss = GF.anchoring(a, b, tau=0.5)
     assert loss.item() == 0.0
     loss.backward()
@@ -117,6 +141,8 @@ def test_anchoring_shape_and_tau_errors() -> None:
         GF.anchoring(torch.ones(3, 2), torch.ones(3, 4))
     with pytest.raises(ValueError, match="tau"):
         GF.anchoring(torch.ones(3, 2), torch.ones(3, 2), tau=-0.1)
+    with pytest.raises(ValueError, match="anchoring form"):
+        GF.anchoring(torch.ones(3, 2), torch.ones(3, 2), form="cosine")
 
 
 # ---------------------------------------------------------------- gradcheck
@@ -131,9 +157,9 @@ def test_gradcheck() -> None:
     b = torch.randn(6, 4, generator=g, dtype=D64, requires_grad=True)
     tau = 0.5
     sq = (torch.nn.functional.normalize(a, dim=1) - torch.nn.functional.normalize(b, dim=1)).pow(2).sum(1)
-    assert (sq - tau).abs().min() > 1e-3  # away from the hinge kink
-    for sqh in (False, True):
-        assert torch.autograd.gradcheck(lambda x, y: GF.anchoring(x, y, tau=tau, squared_hinge=sqh), (a, b))
+    assert (sq - tau).abs().min() > 1e-3 and (sq.sqrt() - tau).abs().min() > 1e-3  # away from the kinks
+    for form in GF.ANCHOR_FORMS:
+        assert torch.autograd.gradcheck(lambda x, y: GF.anchoring(x, y, tau=tau, form=form), (a, b))
 
 
 # ---------------------------------------------------------------- invariances
@@ -172,8 +198,8 @@ def test_batch_of_one_and_duplicates(form: str) -> None:
 
 def test_anchoring_batch_of_one_and_empty() -> None:
     a = pts((1, 0)).requires_grad_()
-    out = GF.anchoring(a, pts((-1, 0)), tau=0.5)  # ||d||^2 = 4 -> 3.5
-    assert out.item() == pytest.approx(3.5)
+    out = GF.anchoring(a, pts((-1, 0)), tau=0.5)  # distance 2 -> (2 - 0.5)^2
+    assert out.item() == pytest.approx(2.25)
     out.backward()
     assert torch.isfinite(a.grad).all()
     e = torch.zeros(0, 3, requires_grad=True)

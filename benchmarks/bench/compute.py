@@ -20,8 +20,8 @@ from baselines import Method
 from .timing import interleave
 
 METHODS = ("joint", "ogm_ge", "gblending", "pmr", "mmpareto", "dgl")
-DAGR_VARIANTS = {"joint+dagr": {"enabled": True, "combine": "sum"},
-                 "joint+dagr-pareto": {"enabled": True, "combine": "pareto"}}
+DAGR_VARIANTS = {"joint+dagr": {"enabled": True, "weighting": "pareto"},
+                 "joint+dagr-fixed": {"enabled": True, "weighting": "fixed"}}
 FLOOR = "mmpareto-floor"
 NUM_CLASSES = 6  # CREMA-D
 
