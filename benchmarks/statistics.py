@@ -254,3 +254,11 @@ def seeds_needed(delta: float, pair_std: float, level: float = LEVEL, power: flo
         if detectable_difference(seeds, pair_std, level, power) <= abs(delta):
             return seeds
     raise ValueError(f"more than {max_seeds} seeds needed to detect {delta} with a per-pair std of {pair_std}")
+
+
+# --- table cells -----------------------------------------------------------------------------------
+
+def interval_cell(mean: float, ci_low: float, ci_high: float, verdict_text: str) -> str:
+    """A table cell: "+1.00 [-0.52, +2.52] within noise" (no interval from a single seed)."""
+    interval = "no CI: 1 seed" if math.isinf(ci_low) else f"{ci_low:+.2f}, {ci_high:+.2f}"
+    return f"{mean:+.2f} [{interval}] {verdict_text}"
