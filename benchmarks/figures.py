@@ -32,6 +32,7 @@ from matplotlib.ticker import MaxNLocator
 from .config import ARM_TITLES, load_grid
 from .summaries import (SELECTION, MissingData, Record, arm_of, compare, grid_records, method_of, results_frame,
                         row_name, row_order, selected_row, sensitivity_summary)
+from .statistics import PairedComparison
 
 Draw = Callable[[], list[Path]]
 
@@ -299,25 +300,30 @@ def accuracy_panel(ax, cells: dict[str, dict[str, list[float]]], references: dic
     ax.legend(fontsize="small", loc="lower left")
 
 
-def delta_panel(ax, records: list[Record], methods: list[str], arms: list[str]) -> None:
-    """Δ (arm − no regularizer) per method with its 95% paired-t interval; no bar from one seed."""
+def delta_panel(ax, records: list[Record], methods: list[str], arms: list[str]
+                ) -> list[tuple[str, str, PairedComparison]]:
+    """Δ (arm − no regularizer) per method with its 95% paired-t interval (no bar from one seed);
+    returns what it plotted: (method, arm, statistics)."""
     frame = results_frame(records, SELECTION)
     width = 0.8 / max(len(arms), 1)
+    plotted = []
     for i, arm in enumerate(arms):
         for j, method in enumerate(methods):
             stats = compare(frame, records, SELECTION, (method, arm), (method, "none"), "Multi").stats
             if stats is None:
                 continue
+            plotted.append((method, arm, stats))
             x = j + (i - (len(arms) - 1) / 2) * width
             bar = None if np.isinf(stats.ci_low) else [[stats.mean - stats.ci_low], [stats.ci_high - stats.mean]]
             ax.errorbar([x], [stats.mean], yerr=bar, color=ARM_COLORS[arm], marker=VERDICT_MARKERS[stats.verdict],
                         capsize=4, linestyle="none", label=ARM_TITLES[arm] if j == 0 else None)
     ax.axhline(0.0, color="black", linewidth=1)
     ax.set_xticks(np.arange(len(methods)), methods, rotation=20, ha="right")
-    ax.set(ylabel="Δ test accuracy (points)",
-           title="Δ vs no regularizer, 95% paired CI (▲ better, ▼ worse, ● within noise)")
-    if arms:
+    ax.set(ylabel="Δ test accuracy (points)", xlim=(-0.5, len(methods) - 0.5),
+           title="Δ vs no regularizer, 95% paired CI\n▲ better, ▼ worse, ● within noise (CI contains 0)")
+    if plotted:
         ax.legend(fontsize="small")
+    return plotted
 
 
 # --- sensitivity ------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from benchmarks.summaries import load_records, per_seed_columns
 from benchmarks.tables import render
@@ -77,3 +78,26 @@ if __name__ == "__main__" and "--regenerate" in sys.argv:
     import tempfile
 
     EXPECTED.write_text(render_fake(Path(tempfile.mkdtemp())))
+
+
+def test_tables_of_a_trained_debug_grid_pair_runs_by_seed_and_by_sample(tmp_path):
+    from benchmarks.__main__ import main as cli
+
+    common = ["benchmarks/configs/debug.yaml", "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "out"),
+              "--set", "seeds=[0, 1]", "--set", "run.optim.epochs=1", "--set", "references=[]",
+              "--set", "methods={joint: {}, ogm_ge: {}}", "--set", "dagr_arms=[none]"]
+    assert cli(["grid", *common, "--no-progress"]) == 0
+    assert cli(["tables", *common, "--against", "joint"]) == 0
+    text = re.sub(" +", " ", (tmp_path / "out" / "debug" / "table.md").read_text())
+    assert "## Against Joint training (validation-selected)" in text and "| OGM-GE | no regularizer |" in text
+    assert "- test set: " in text and "- hardware" in text
+    per_seed = pd.read_csv(tmp_path / "out" / "debug" / "per_seed.csv")
+    assert len(per_seed) == 4 and set(per_seed.seed) == {0, 1} and per_seed.run_id.str.len().eq(12).all()
+    # sample counts agree with the seed differences: fixed − broken = Σ_s d_s · (test samples) / 100
+    csv = pd.read_csv(tmp_path / "out" / "debug" / "table.csv").dropna(subset=["baseline_arm"])
+    assert list(csv.column) == ["Audio", "Visual", "Multi"] and set(csv.baseline_method) == {"Joint training"}
+    samples = int(re.search(r"test set: (\d+) samples", text).group(1))
+    for row in csv.itertuples():
+        total = sum(float(d) for d in row.differences.split(";")) * samples / 100
+        assert row.fixed - row.broken == pytest.approx(total, abs=1e-6), row
+    assert cli(["tables", *common, "--against", "pmr"]) == 2  # not a method of the grid
