@@ -8,6 +8,10 @@ RUNS ?= runs
 RESULTS ?= results
 ARGS ?=
 JOBS ?= 1
+# SEEDS=N trains and tabulates the seeds 0..N-1 instead of the grid's own list (any grid target,
+# e.g. `make reproduce SEEDS=5`); the tables must be rendered with the same SEEDS.
+SEEDS ?=
+SEED_SET = $(if $(SEEDS),$(if $(shell test "$(SEEDS)" -ge 1 2>/dev/null && echo ok),--set seeds=[$(shell seq -s, 0 $$(($(SEEDS) - 1)))],$(error SEEDS must be a positive integer, got '$(SEEDS)')))
 # The paper's datasets (not shipped): DATASET is cremad or kinetics_sounds, DATA_ROOT its folder
 # (the raw download or a layout of the field's repositories); CACHE_DIR where the decoded cache
 # goes (default: DATA_ROOT/.geomreg-cache; the folder `prepare --out` wrote).
@@ -32,14 +36,14 @@ test: $(STAMP)
 
 # The whole pipeline (grid -> records -> tables) on the random-tensor debug dataset, in a scratch folder.
 smoke: $(STAMP)
-	$(PY) -m benchmarks reproduce benchmarks/configs/debug.yaml --runs build/smoke/runs --results build/smoke/results $(ARGS)
+	$(PY) -m benchmarks reproduce benchmarks/configs/debug.yaml --runs build/smoke/runs --results build/smoke/results $(SEED_SET) $(ARGS)
 
 # Train the default grid (finished runs are skipped, an interrupted grid resumes) and render the tables.
 reproduce: $(STAMP)
-	$(PY) -m benchmarks reproduce $(CONFIG) --runs $(RUNS) --results $(RESULTS) --readme README.md --jobs $(JOBS) $(ARGS)
+	$(PY) -m benchmarks reproduce $(CONFIG) --runs $(RUNS) --results $(RESULTS) --readme README.md --jobs $(JOBS) $(SEED_SET) $(ARGS)
 
 tables: $(STAMP)
-	$(PY) -m benchmarks tables $(CONFIG) --runs $(RUNS) --results $(RESULTS) --readme README.md $(ARGS)
+	$(PY) -m benchmarks tables $(CONFIG) --runs $(RUNS) --results $(RESULTS) --readme README.md $(SEED_SET) $(ARGS)
 
 # The Table 4 analogue, the paper's sensitivity grids (Pareto beta × tau, fixed lambda_intra × lambda_inter)
 # and the choice of the unpublished temperature t, on the embedded default (runs shared with `reproduce`).
@@ -55,11 +59,11 @@ temperature:
 
 # Figures 2 and 3 analogues, the accuracy overview and the sensitivity heat map, from run records.
 figures: $(STAMP)
-	$(PY) -m benchmarks figures benchmarks/configs/avdigits.yaml --runs $(RUNS) --results $(RESULTS)
-	$(PY) -m benchmarks figures benchmarks/configs/avdigits_ablation.yaml --runs $(RUNS) --results $(RESULTS)
-	$(PY) -m benchmarks figures benchmarks/configs/avdigits_sensitivity.yaml --runs $(RUNS) --results $(RESULTS)
-	$(PY) -m benchmarks figures benchmarks/configs/avdigits_sensitivity_fixed.yaml --runs $(RUNS) --results $(RESULTS)
-	$(PY) -m benchmarks figures benchmarks/configs/avdigits_temperature.yaml --runs $(RUNS) --results $(RESULTS)
+	$(PY) -m benchmarks figures benchmarks/configs/avdigits.yaml --runs $(RUNS) --results $(RESULTS) $(SEED_SET)
+	$(PY) -m benchmarks figures benchmarks/configs/avdigits_ablation.yaml --runs $(RUNS) --results $(RESULTS) $(SEED_SET)
+	$(PY) -m benchmarks figures benchmarks/configs/avdigits_sensitivity.yaml --runs $(RUNS) --results $(RESULTS) $(SEED_SET)
+	$(PY) -m benchmarks figures benchmarks/configs/avdigits_sensitivity_fixed.yaml --runs $(RUNS) --results $(RESULTS) $(SEED_SET)
+	$(PY) -m benchmarks figures benchmarks/configs/avdigits_temperature.yaml --runs $(RUNS) --results $(RESULTS) $(SEED_SET)
 
 # The paper's tables on real data: make table1 DATASET=cremad DATA_ROOT=/data/CREMA-D (GPU advised).
 table1: $(STAMP) data-check

@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--readme", help="also copy the validation-selected table into this file, between "
                                         "<!-- table:NAME --> and <!-- /table:NAME --> markers (NAME: the "
                                         "config file's stem)")
+        p.add_argument("--against", metavar="METHOD",
+                       help="also compare every method with this one of the grid's methods, paired by seed")
     for name in ("reproduce", "grid"):
         add_execution_arguments(sub.choices[name])
     sub.add_parser("list", help="list registered methods and datasets")
@@ -154,19 +156,22 @@ def cmd_grid(args) -> int:
 def cmd_tables(args) -> int:
     from .config import load_grid
     from .paper import load_paper_table
-    from .tables import grid_records, grid_row_titles, render
+    from .summaries import grid_records, grid_row_titles
+    from .tables import render
 
     grid = load_grid(args.config, args.overrides)
+    if args.against is not None and args.against not in grid.methods:
+        raise ConfigError(f"--against {args.against!r}: not a method of this grid; choose from {sorted(grid.methods)}")
     records, failed, missing = grid_records(grid, Path(args.runs))
     name = Path(args.config).stem
     out = Path(args.results) / name
     title = grid.title or f"{grid.benchmark}: accuracy without and with DAGR"
     paper = load_paper_table(grid.paper) if grid.paper else None
     markdown = render(records, out, title, failed=failed, missing=missing, arms=grid.dagr_arms, paper=paper,
-                      sweep=list(grid.sweep), rows=grid_row_titles(grid))
+                      sweep=list(grid.sweep), rows=grid_row_titles(grid), against=args.against, grid=name)
     if args.readme:
         splice_table(Path(args.readme), name, markdown)
-    print(f"wrote {out}/table.md, table.csv, table.tex" + (f" ({len(missing)} runs missing)" if missing else ""))
+    print(f"wrote {out}/table.md, table.csv, table.tex, per_seed.csv" + (f" ({len(missing)} runs missing)" if missing else ""))
     return 0
 
 

@@ -1,10 +1,15 @@
-"""Accuracy and macro-F1 of the fused and the unimodal predictions, and optionally the
-representation geometry of the embeddings (``geomreg.geometry``)."""
+"""Accuracy and macro-F1 of the fused and the unimodal predictions, optionally the
+representation geometry of the embeddings (``geomreg.geometry``), and the per-sample predicted
+classes (:class:`PredictionLog`, kept per epoch so comparisons can be paired by sample)."""
 from __future__ import annotations
 
+import io
+import zipfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -13,6 +18,9 @@ from geomreg.geometry import geometry_summary
 
 from .data import TensorSplit
 from .models import ModelOutput, MultimodalModel
+from .records import atomic_write_bytes
+
+Predictions = dict[str, np.ndarray]  # "labels", "fused" and one entry per modality: a class per sample
 
 
 def macro_f1(pred: Tensor, target: Tensor, num_classes: int) -> float:
@@ -32,11 +40,13 @@ def model_unimodal_logits(out: ModelOutput) -> dict[str, Tensor]:
 @torch.no_grad()
 def evaluate(model: MultimodalModel, split: TensorSplit, batch_size: int, device: torch.device,
              num_classes: int, unimodal_logits: Callable[[ModelOutput], dict[str, Tensor]] = model_unimodal_logits,
-             geometry: bool = False) -> dict[str, Any]:
+             geometry: bool = False, on_predictions: Callable[[Predictions], None] | None = None,
+             ) -> dict[str, Any]:
     """``acc``/``f1``/``loss`` of the fused logits, ``acc_<m>``/``f1_<m>`` per modality
     (from ``unimodal_logits(out)``, the method's evaluation protocol). With ``geometry=True`` also
     ``geometry``: :func:`geomreg.geometry.geometry_summary` of the whole split's embeddings (the
-    encoders' outputs, ``out.embeddings``) and labels."""
+    encoders' outputs, ``out.embeddings``) and labels. ``on_predictions``, when given, receives the
+    per-sample classes behind these metrics (split order)."""
     was_training = model.training
     model.eval()
     fused, unimodal, labels = [], {m: [] for m in model.modalities}, []
@@ -65,4 +75,68 @@ def evaluate(model: MultimodalModel, split: TensorSplit, batch_size: int, device
         metrics[f"f1_{m}"] = macro_f1(p, target, num_classes)
     if geometry:
         metrics["geometry"] = geometry_summary({m: torch.cat(z) for m, z in embeddings.items()}, target.cpu())
+    if on_predictions is not None:
+        per_sample = {"labels": target, "fused": pred, **{m: torch.cat(p) for m, p in unimodal.items()}}
+        on_predictions({k: v.cpu().numpy().astype(class_dtype(num_classes)) for k, v in per_sample.items()})
     return metrics
+
+
+def class_dtype(num_classes: int) -> np.dtype:
+    """The smallest unsigned integer type that holds every class index."""
+    return np.min_scalar_type(max(num_classes - 1, 0))
+
+
+class PredictionLog:
+    """The predicted classes of every evaluated epoch: ``epochs`` (E,), ``labels`` (n,), and
+    ``fused`` plus one array per modality, each (E, n). Written as one compressed ``.npz`` whose
+    bytes depend on the contents only (fixed member timestamps), so a resumed run ends with the same
+    file as an uninterrupted one."""
+
+    def __init__(self) -> None:
+        self.epochs: list[int] = []
+        self.labels: np.ndarray | None = None
+        self.heads: dict[str, list[np.ndarray]] = {}
+
+    def add(self, epoch: int, predictions: Predictions) -> None:
+        predictions = dict(predictions)
+        labels = predictions.pop("labels")
+        if self.labels is None:
+            self.labels = labels
+        elif not np.array_equal(self.labels, labels):
+            raise ValueError(f"epoch {epoch}: the evaluated samples differ from the earlier epochs'")
+        if self.epochs and (epoch <= self.epochs[-1] or predictions.keys() != self.heads.keys()):
+            raise ValueError(f"epoch {epoch} does not extend the logged epochs {self.epochs} with the same heads")
+        self.epochs.append(epoch)
+        for head, pred in predictions.items():
+            self.heads.setdefault(head, []).append(pred)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        if self.labels is None:
+            raise ValueError("no predictions logged")
+        return {"epochs": np.asarray(self.epochs, dtype=np.int32), "labels": self.labels,
+                **{head: np.stack(preds) for head, preds in self.heads.items()}}
+
+    def write(self, path: Path) -> None:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for key, array in self.arrays().items():
+                member = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                member.compress_type = zipfile.ZIP_DEFLATED
+                with archive.open(member, "w") as fh:
+                    np.lib.format.write_array(fh, np.ascontiguousarray(array), allow_pickle=False)
+        atomic_write_bytes(path, buffer.getvalue())
+
+    @classmethod
+    def read(cls, path: Path, through_epoch: int | None = None) -> PredictionLog:
+        """The log at ``path``, keeping the epochs up to ``through_epoch`` (all when None)."""
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+        log = cls()
+        epochs = arrays.pop("epochs").tolist()
+        labels = arrays.pop("labels")
+        for i, epoch in enumerate(epochs):
+            if through_epoch is None or epoch <= through_epoch:
+                log.add(epoch, {"labels": labels, **{head: preds[i] for head, preds in arrays.items()}})
+        if through_epoch is not None and log.epochs != list(range(through_epoch + 1)):
+            raise ValueError(f"{path}: epochs {log.epochs} logged, expected 0..{through_epoch}")
+        return log

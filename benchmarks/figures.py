@@ -1,6 +1,6 @@
 """Figures drawn from run records only: ``python -m benchmarks figures CONFIG [--runs] [--results] [--set]``.
 
-A record is ``{"config", "metrics", "final"}`` as read by :func:`benchmarks.tables.grid_records`;
+A record is ``{"config", "metrics", "final"}`` as read by :func:`benchmarks.summaries.grid_records`;
 geometry comes from ``row[split]["geometry"]`` (:func:`geomreg.geometry.geometry_summary`, recorded
 each epoch when ``eval.geometry`` is on). Figures, PNG and PDF each:
 
@@ -8,8 +8,10 @@ each epoch when ``eval.geometry`` is on). Figures, PNG and PDF each:
   cross-modal deviation per regularizer arm, mean ± std over seeds.
 * ``similarity_figure``: Figure 3 analogue, matched vs mismatched cross-modal cosine histograms at the
   validation-selected epoch without and with DAGR (pooled over seeds), with Δμ and KS, and Recall@K.
-* ``accuracy_overview``: multimodal test accuracy per method and arm, unimodal references as lines.
-* ``sensitivity_summary`` / ``sensitivity_figure``: validation accuracy over a (τ, t) sweep.
+* ``accuracy_overview``: multimodal test accuracy per method and arm, unimodal references as lines,
+  and beside it each regularizer arm's Δ against no regularizer with its 95% paired interval.
+* ``sensitivity_figure``: validation accuracy over a (τ, t) sweep
+  (:func:`benchmarks.summaries.sensitivity_summary`).
 
 With several modality pairs, scalar pair metrics are averaged over pairs and histograms pooled.
 Matplotlib is used without pyplot (no global figure state); output carries no timestamps.
@@ -27,18 +29,18 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
-from .config import ARM_TITLES, dagr_arm, load_grid
-from .selection import select_epoch
-from .tables import grid_records, row_name, row_order
+from .config import ARM_TITLES, load_grid
+from .summaries import (SELECTION, MissingData, Record, arm_of, compare, grid_records, method_of, results_frame,
+                        row_name, row_order, selected_row, sensitivity_summary)
+from .statistics import PairedComparison
 
-Record = dict[str, Any]
 Draw = Callable[[], list[Path]]
 
 ARM_COLORS = {"none": "tab:gray", "disperse": "tab:orange", "anchor": "tab:green", "dagr": "tab:blue",
               "dagr-fixed": "tab:purple"}
 CURVE_ARMS = ("none", "disperse", "dagr", "dagr-fixed")  # the paper's Figure 2 legend, plus the fixed form
 SIMILARITY_ARMS = ("none", "dagr")
-SELECTION = "best_val"  # every figure reads the validation-selected epoch, like the tables
+VERDICT_MARKERS = {"better": "^", "worse": "v", "within noise": "o"}
 PDF_METADATA = {"CreationDate": None}  # no timestamp: same records, same bytes
 PNG_METADATA = {"Software": None}
 
@@ -46,20 +48,6 @@ PNG_METADATA = {"Software": None}
 def linestyles() -> Iterator[str]:
     """Line styles that tell curves of one colour apart, repeating when there are many."""
     return itertools.cycle(("-", "--", ":", "-."))
-
-
-class MissingData(ValueError):
-    """The records cannot support a figure (absent arm, no geometry recorded, ...)."""
-
-
-# --- reading records --------------------------------------------------------------------------
-
-def arm_of(record: Record) -> str:
-    return dagr_arm(record["config"]["dagr"])
-
-
-def method_of(record: Record) -> str:
-    return record["config"]["method"]["name"]
 
 
 def shared_method(records: Iterable[Record], method: str | None = None) -> str:
@@ -101,10 +89,6 @@ def geometry_of(record: Record, row: dict[str, Any], split: str) -> dict[str, An
     except KeyError:
         raise MissingData(f"run {method_of(record)}/{arm_of(record)}/seed {record['config']['seed']} has no "
                           f"{split} geometry at epoch {row['epoch']} (trained with eval.geometry off?)") from None
-
-
-def selected_row(record: Record) -> dict[str, Any]:
-    return select_epoch(record["metrics"], SELECTION)
 
 
 def pair_mean(geometry: dict[str, Any], key: str) -> float:
@@ -274,8 +258,9 @@ def selected_accuracy(record: Record) -> float:
 
 
 def accuracy_overview(records: list[Record], out_stem: str | Path) -> list[Path]:
-    """Per method, multimodal test accuracy (validation-selected) per arm, bars ± seed std;
-    unimodal references as horizontal lines."""
+    """Left: per method, multimodal test accuracy (validation-selected) per arm, bars ± seed std,
+    unimodal references as horizontal lines. Right: per method, each regularizer arm's Δ against
+    no regularizer, paired by seed, with its 95% interval (marker: the verdict)."""
     cells: dict[str, dict[str, list[float]]] = {}
     references: dict[str, list[float]] = {}
     for record in records:
@@ -288,9 +273,17 @@ def accuracy_overview(records: list[Record], out_stem: str | Path) -> list[Path]
         raise MissingData("no finished multimodal runs")
     methods = sorted(cells, key=row_order)
     arms = [a for a in ARM_TITLES if any(a in cells[m] for m in methods)]
+    fig = Figure(figsize=(max(12.0, 2.6 * len(methods) + 6), 4.4), layout="constrained")
+    accuracy_ax, delta_ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
+    accuracy_panel(accuracy_ax, cells, references, methods, arms)
+    delta_panel(delta_ax, records, methods, [a for a in arms if a != "none"])
+    fig.suptitle("Multimodal test accuracy at the validation-selected epoch")
+    return save(fig, out_stem)
+
+
+def accuracy_panel(ax, cells: dict[str, dict[str, list[float]]], references: dict[str, list[float]],
+                   methods: list[str], arms: list[str]) -> None:
     width = 0.8 / len(arms)
-    fig = Figure(figsize=(max(8.0, 1.6 * len(methods) + 4), 4.2), layout="constrained")
-    ax = fig.subplots()
     for i, arm in enumerate(arms):
         stats = [mean_std(cells[m].get(arm, [])) for m in methods]
         x = np.arange(len(methods)) + (i - (len(arms) - 1) / 2) * width
@@ -300,55 +293,40 @@ def accuracy_overview(records: list[Record], out_stem: str | Path) -> list[Path]
         mean, std = mean_std(values)
         ax.axhline(mean, color="black", linestyle=style, linewidth=1, label=f"{name}: {mean:.1f} ± {std:.1f}")
     ax.set_xticks(np.arange(len(methods)), methods, rotation=20, ha="right")
-    ax.set_ylabel("test accuracy (%)")
-    fig.suptitle("Multimodal test accuracy at the validation-selected epoch (mean ± std over seeds)")
+    ax.set(ylabel="test accuracy (%)", title="mean ± std over seeds")
     plotted = [v for m in methods for values in cells[m].values() for v in values]
     plotted += [np.mean(v) for v in references.values()]
     ax.set_ylim(bottom=max(0.0, min(plotted) - 10))  # a cut axis: differences of a point stay visible
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    return save(fig, out_stem)
+    ax.legend(fontsize="small", loc="lower left")
+
+
+def delta_panel(ax, records: list[Record], methods: list[str], arms: list[str]
+                ) -> list[tuple[str, str, PairedComparison]]:
+    """Δ (arm − no regularizer) per method with its 95% paired-t interval (no bar from one seed);
+    returns what it plotted: (method, arm, statistics)."""
+    frame = results_frame(records, SELECTION)
+    width = 0.8 / max(len(arms), 1)
+    plotted = []
+    for i, arm in enumerate(arms):
+        for j, method in enumerate(methods):
+            stats = compare(frame, records, SELECTION, (method, arm), (method, "none"), "Multi").stats
+            if stats is None:
+                continue
+            plotted.append((method, arm, stats))
+            x = j + (i - (len(arms) - 1) / 2) * width
+            bar = None if np.isinf(stats.ci_low) else [[stats.mean - stats.ci_low], [stats.ci_high - stats.mean]]
+            ax.errorbar([x], [stats.mean], yerr=bar, color=ARM_COLORS[arm], marker=VERDICT_MARKERS[stats.verdict],
+                        capsize=4, linestyle="none", label=ARM_TITLES[arm] if j == 0 else None)
+    ax.axhline(0.0, color="black", linewidth=1)
+    ax.set_xticks(np.arange(len(methods)), methods, rotation=20, ha="right")
+    ax.set(ylabel="Δ test accuracy (points)", xlim=(-0.5, len(methods) - 0.5),
+           title="Δ vs no regularizer, 95% paired CI\n▲ better, ▼ worse, ● within noise (CI contains 0)")
+    if plotted:
+        ax.legend(fontsize="small")
+    return plotted
 
 
 # --- sensitivity ------------------------------------------------------------------------------
-
-def dotted(config: dict[str, Any], key: str) -> Any:
-    node = config
-    for part in key.split("."):
-        node = node[part]
-    return node
-
-
-def sensitivity_summary(records: list[Record], keys: Sequence[str] = ("dagr.tau", "dagr.t")) -> pd.DataFrame:
-    """Validation accuracy over a sweep: one row per (method, arm, sweep point).
-
-    Columns: ``method``, ``arm``, the ``keys``, ``seeds`` (n), ``val_acc_mean``/``val_acc_std``
-    (validation accuracy, %, at the validation-selected epoch; sample std, ddof=1),
-    ``test_acc_mean``/``test_acc_std`` (test accuracy there, for information only) and ``chosen``:
-    True on the point with the highest mean validation accuracy of its (method, arm); ties go to
-    the first point in sweep order, i.e. the order in which points first occur in ``records``
-    (:func:`~benchmarks.tables.grid_records` returns them in the grid's sweep order).
-    Unimodal references are left out, and so are runs without the regularizer when every key is a
-    ``dagr.*`` key (the grid does not sweep them).
-    """
-    keys = list(keys)
-    only_dagr = all(k.startswith("dagr.") for k in keys)
-    rows = []
-    for record in records:
-        if method_of(record) == "unimodal" or (only_dagr and arm_of(record) == "none"):
-            continue
-        selected = selected_row(record)
-        rows.append({"method": method_of(record), "arm": arm_of(record),
-                     **{k: dotted(record["config"], k) for k in keys},
-                     "val": 100 * selected["val"]["acc"], "test": 100 * selected["test"]["acc"]})
-    if not rows:
-        raise MissingData("no finished regularized runs to summarize")
-    stats = pd.DataFrame(rows).groupby(["method", "arm", *keys], sort=False)
-    summary = stats["val"].agg(seeds="count", val_acc_mean="mean", val_acc_std="std").join(
-        stats["test"].agg(test_acc_mean="mean", test_acc_std="std")).reset_index()
-    best = summary.groupby(["method", "arm"], sort=False)["val_acc_mean"].idxmax()  # first maximum
-    summary["chosen"] = summary.index.isin(best.values)
-    return summary
-
 
 def sensitivity_figure(summary: pd.DataFrame, out_stem: str | Path,
                        keys: Sequence[str] = ("dagr.tau", "dagr.t")) -> list[Path]:

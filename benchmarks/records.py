@@ -1,8 +1,9 @@
 """Run directories, atomic writes and provenance.
 
 A run directory holds ``config.yaml`` (resolved config), ``metrics.jsonl`` (one line per epoch),
-``last.pt`` (resume state), ``best.pt`` (selected model), ``final.json`` and the ``done`` marker,
-or ``failed.json`` when the run stopped on an error.
+``last.pt`` (resume state), ``best.pt`` (selected model), ``test_predictions.npz`` (per-sample test
+predictions of every epoch, ``benchmarks.evaluation.PredictionLog``), ``final.json`` and the ``done``
+marker, or ``failed.json`` when the run stopped on an error.
 """
 from __future__ import annotations
 
@@ -18,12 +19,16 @@ import torch
 
 
 def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temporary file in the same folder, then rename: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -54,6 +59,7 @@ class RunDir:
         self.metrics = self.path / "metrics.jsonl"
         self.last = self.path / "last.pt"
         self.best = self.path / "best.pt"
+        self.test_predictions = self.path / "test_predictions.npz"
         self.final = self.path / "final.json"
         self.failed = self.path / "failed.json"
         self.done = self.path / "done"

@@ -2,28 +2,39 @@
 
 Takes the records of the runs a grid expands to, applies a selection rule to each run's per-epoch
 metrics and writes ``table.md`` (+ ``.csv``, ``.tex``) with the Audio / Visual / Multi test accuracy
-as mean ± sample std over seeds. A grid with the arms "none" and "dagr" gets one row per method
+as mean ± sample std over seeds, and ``per_seed.csv`` (one row per run, see
+:mod:`benchmarks.summaries`). A grid with the arms "none" and "dagr" gets one row per method
 (without DAGR, with DAGR, Δ); other arm sets (the ablation) get one row per method and arm; a grid
-with published numbers (``paper:``) gets them beside ours.
+with published numbers (``paper:``) gets them beside ours. Every Δ is paired by seed, with its 95%
+interval and a verdict (:mod:`benchmarks.statistics`); a table of the paired statistics adds the
+sign-flip p-value, the seeds that improve and the test samples fixed and broken.
+
+``table.csv`` has one row per (selection, method, arm, column) cell: ``mean``, ``std``, ``n`` and,
+for a cell compared with a baseline cell (``baseline_method``, ``baseline_arm``; one row per
+comparison), ``pairs``, ``seeds`` and ``differences`` (per seed, ";"-separated, in points),
+``delta``, ``ci_low``, ``ci_high``, ``p_value``, ``p_floor``, ``improved``, ``ties``, ``verdict``,
+and ``fixed``, ``broken``, ``samples_p`` (empty where predictions were not kept).
 """
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 from tabulate import tabulate
 
 from baselines import METHODS
 
 from .config import ARM_TITLES, dagr_arm
 from .paper import PaperTable, comparison_table, mean_std
-from .records import RunDir, atomic_write_text
-from .selection import select_epoch
+from .records import atomic_write_text
+from .statistics import binomial_se, interval_cell
+from .summaries import (COLUMNS, HARDWARE_KEYS, Comparison, MissingData, Record, compare, hardware_of,
+                        method_title, per_seed_frame, results_frame, row_name, row_order, selected_row,
+                        sensitivity_summary, test_set_size)
 
-COLUMNS = (("Audio", "acc_audio"), ("Visual", "acc_visual"), ("Multi", "acc"))
 RULE_TEXT = {
     "best_val": "test accuracy at the epoch with the highest validation accuracy (validation = "
                 "a stratified split carved from train)",
@@ -32,84 +43,9 @@ RULE_TEXT = {
     "last": "test accuracy at the last epoch",
 }
 PAIR = ("none", "dagr")
-
-
-def read_record(run: RunDir) -> dict[str, Any]:
-    """A finished run: its resolved config, per-epoch metrics and final record."""
-    return {"config": yaml.safe_load(run.config.read_text()),
-            "metrics": run.read_metrics(),
-            "final": json.loads(run.final.read_text())}
-
-
-def load_records(runs_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Finished runs and failed runs of every run directory under one benchmark folder."""
-    finished, failed = [], []
-    for path in sorted(p for p in Path(runs_dir).iterdir() if p.is_dir()):
-        run = RunDir(path)
-        if run.is_done():
-            finished.append(read_record(run))
-        elif run.failed.exists():
-            failed.append(json.loads(run.failed.read_text()))
-    return finished, failed
-
-
-def grid_records(grid, runs_root: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
-    """The records of exactly the runs a grid expands to: (finished, failed, labels of missing runs).
-
-    Grids share run directories when they share runs (e.g. the ablation's DGL rows and the main
-    grid's), so tables and figures select their runs by the grid, never by globbing a folder."""
-    from .config import expand_grid
-    from .runner import run_dir_for
-
-    finished, failed, missing = [], [], []
-    for cfg in expand_grid(grid):
-        run = run_dir_for(cfg, runs_root)
-        if run.is_done():
-            finished.append(read_record(run))
-        elif run.failed.exists():
-            failed.append(json.loads(run.failed.read_text()))
-        else:
-            missing.append(cfg.label)
-    return finished, failed, missing
-
-
-def method_title(method: str, params: dict[str, Any] | None = None) -> str:
-    if method == "unimodal":
-        return f"{params['modality'].capitalize()} only (unimodal reference)"
-    cls = METHODS.get(method)
-    return cls.title if cls is not None else method
-
-
-def row_name(config: dict[str, Any]) -> str:
-    return method_title(config["method"]["name"], config["method"]["params"])
-
-
-def grid_row_titles(grid) -> list[str]:
-    """The rows a grid's tables have: its unimodal references, then its methods."""
-    return ([method_title("unimodal", {"modality": m}) for m in grid.references]
-            + [method_title(name) for name in grid.methods])
-
-
-def row_order(name: str) -> tuple[int, int, str]:
-    """References first, then registered methods in registry order, then unknown names."""
-    titles = [cls.title for cls in METHODS.values()]
-    if name.endswith("(unimodal reference)"):
-        return (0, 0, name)
-    return (1, titles.index(name), name) if name in titles else (2, 0, name)
-
-
-def results_frame(records: list[dict[str, Any]], rule: str) -> pd.DataFrame:
-    """One row per run: method row name, DAGR arm, seed and the selected test accuracies."""
-    rows = []
-    for rec in records:
-        cfg = rec["config"]
-        test = select_epoch(rec["metrics"], rule)["test"]
-        unimodal = cfg["method"]["name"] == "unimodal"
-        row = {"method": row_name(cfg), "reference": unimodal, "arm": dagr_arm(cfg["dagr"]), "seed": cfg["seed"]}
-        for col, key in COLUMNS:
-            row[col] = 100 * test[key] if key in test and not (unimodal and key == "acc") else float("nan")
-        rows.append(row)
-    return pd.DataFrame(rows, columns=["method", "reference", "arm", "seed", *(c for c, _ in COLUMNS)])
+DELTA_TEXT = ("Δ [95% CI] verdict: mean over seeds of the per-seed difference (both arms trained with the same "
+              "seed), its 95% paired-t confidence interval, and \"better\"/\"worse\" when the interval excludes 0, "
+              "else \"within noise\"")
 
 
 def summarize(frame: pd.DataFrame) -> pd.DataFrame:
@@ -120,41 +56,109 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     return stats.agg(mean="mean", std="std", n="count").reset_index()
 
 
-def pair_table(summary: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
-    """Rows: methods; columns: <col> w/o DAGR, w/ DAGR, Δ."""
-    lookup = {(r.method, r.arm, r.column): r for r in summary.itertuples()}
+class Cells:
+    """One selection rule's per-run accuracies, their summary, and the comparisons made from them
+    (collected for the statistics table and the CSV)."""
+
+    def __init__(self, records: list[Record], rule: str) -> None:
+        self.records, self.rule = records, rule
+        self.frame = results_frame(records, rule)
+        self.summary = summarize(self.frame)
+        self.lookup = {(r.method, r.arm, r.column): r for r in self.summary.itertuples()}
+        self.comparisons: list[Comparison] = []
+
+    def cell(self, method: str, arm: str, column: str) -> str:
+        stat = self.lookup.get((method, arm, column))
+        return "–" if stat is None else mean_std(stat.mean, stat.std)
+
+    def delta(self, treated: tuple[str, str], baseline: tuple[str, str], column: str) -> str:
+        if treated == baseline:
+            return "–"
+        comparison = compare(self.frame, self.records, self.rule, treated, baseline, column)
+        if comparison.stats is None:
+            return "–"
+        self.comparisons.append(comparison)
+        c = comparison.stats
+        return interval_cell(c.mean, c.ci_low, c.ci_high, c.verdict)
+
+
+def pair_table(cells: Cells, methods: list[str]) -> pd.DataFrame:
+    """Rows: methods; columns: <col> w/o DAGR, w/ DAGR, Δ [95% CI] verdict."""
     table = []
     for method in methods:
         line = {"Method": method}
         for col, _ in COLUMNS:
-            off, on = lookup.get((method, "none", col)), lookup.get((method, "dagr", col))
-            line[f"{col} w/o DAGR"] = _cell(off)
-            line[f"{col} w/ DAGR"] = _cell(on)
-            line[f"{col} Δ"] = _delta(on, off)
+            line[f"{col} w/o DAGR"] = cells.cell(method, "none", col)
+            line[f"{col} w/ DAGR"] = cells.cell(method, "dagr", col)
+            line[f"{col} Δ [95% CI]"] = cells.delta((method, "dagr"), (method, "none"), col)
         table.append(line)
     return pd.DataFrame(table)
 
 
-def arm_table(summary: pd.DataFrame, methods: list[str], arms: list[str]) -> pd.DataFrame:
-    """Rows: method × arm (the ablation layout); Δ = mean of the arm − mean without regularizer."""
-    lookup = {(r.method, r.arm, r.column): r for r in summary.itertuples()}
+def arm_table(cells: Cells, methods: list[str], arms: list[str]) -> pd.DataFrame:
+    """Rows: method × arm (the ablation layout); Δ = the arm − no regularizer, paired by seed."""
     table = []
     for method in methods:
         for arm in (["none"] if method.endswith("(unimodal reference)") else arms):
             line = {"Method": method, "Regularizer": ARM_TITLES[arm]}
             for col, _ in COLUMNS:
-                line[col] = _cell(lookup.get((method, arm, col)))
-                line[f"{col} Δ"] = _delta(lookup.get((method, arm, col)), lookup.get((method, "none", col)))
+                line[col] = cells.cell(method, arm, col)
+                line[f"{col} Δ [95% CI]"] = cells.delta((method, arm), (method, "none"), col)
             table.append(line)
     return pd.DataFrame(table)
 
 
-def _cell(stat) -> str:
-    return "–" if stat is None else mean_std(stat.mean, stat.std)
+def against_table(cells: Cells, methods: list[str], arms: list[str], reference: str) -> pd.DataFrame:
+    """Rows: method × arm; Δ = the method − ``reference`` in the same arm, paired by seed."""
+    table = []
+    for method in methods:
+        if method == reference or method.endswith("(unimodal reference)"):
+            continue
+        for arm in arms:
+            line = {"Method": method, "Regularizer": ARM_TITLES[arm]}
+            for col, _ in COLUMNS:
+                line[f"{col} Δ [95% CI]"] = cells.delta((method, arm), (reference, arm), col)
+            table.append(line)
+    return pd.DataFrame(table)
 
 
-def _delta(stat, base) -> str:
-    return f"{stat.mean - base.mean:+.2f}" if stat is not None and base is not None and stat is not base else "–"
+def comparison_name(c: Comparison) -> str:
+    (method, arm), (base_method, base_arm) = c.treated, c.baseline
+    if method == base_method:
+        return f"{ARM_TITLES[arm]} − {ARM_TITLES[base_arm]}"
+    return f"− {base_method} (both {ARM_TITLES[arm]})"
+
+
+def statistics_table(comparisons: list[Comparison]) -> pd.DataFrame:
+    """The paired statistics behind every Δ cell, one line per comparison and column."""
+    lines = []
+    for c in comparisons:
+        s, samples = c.stats, c.samples
+        lines.append({
+            "Method": c.treated[0], "Comparison": comparison_name(c), "Column": c.column, "seeds": str(s.n),
+            "Δ [95% CI] verdict": interval_cell(s.mean, s.ci_low, s.ci_high, s.verdict),
+            "sign-flip p (floor)": f"{s.p_value:.3f} ({s.p_floor:.3f})",
+            "seeds improving": f"{s.improved}/{s.n}" + (f" ({s.ties} tied)" if s.ties else ""),
+            "test samples fixed / broken": "–" if samples is None else f"{samples.fixed} / {samples.broken}",
+            "exact p (samples)": "–" if samples is None else f"{samples.p_value:.3g}",
+        })
+    return pd.DataFrame(lines)
+
+
+def comparisons_frame(comparisons: list[Comparison], rule: str) -> pd.DataFrame:
+    rows = []
+    for c in comparisons:
+        s, samples = c.stats, c.samples
+        rows.append({
+            "selection": rule, "method": c.treated[0], "arm": c.treated[1], "column": c.column,
+            "baseline_method": c.baseline[0], "baseline_arm": c.baseline[1], "pairs": s.n,
+            "seeds": ";".join(map(str, c.seeds)), "differences": ";".join(f"{d:.4f}" for d in s.differences),
+            "delta": s.mean, "ci_low": s.ci_low, "ci_high": s.ci_high, "p_value": s.p_value, "p_floor": s.p_floor,
+            "improved": s.improved, "ties": s.ties, "verdict": s.verdict,
+            "fixed": None if samples is None else samples.fixed, "broken": None if samples is None else samples.broken,
+            "samples_p": None if samples is None else samples.p_value,
+        })
+    return pd.DataFrame(rows)
 
 
 def header(records: list[dict[str, Any]], failed: list[dict[str, Any]], missing: list[str]) -> list[str]:
@@ -171,9 +175,11 @@ def header(records: list[dict[str, Any]], failed: list[dict[str, Any]], missing:
             f"`{json.dumps(_shown_params(data['params']), sort_keys=True)}`",
             f"- seeds: {', '.join(map(str, seeds))}; epochs: {', '.join(map(str, epochs))}; "
             f"encoder `{cfg['model']['encoder']}`, fusion `{cfg['model']['fusion']}`",
-            "- cells: mean ± sample standard deviation (ddof=1) over seeds, in %; Δ = difference of means "
-            "(with the regularizer − without)",
+            "- cells: mean ± sample standard deviation (ddof=1) over seeds, in %; " + DELTA_TEXT
+            + f"; with n seeds the sign-flip p cannot go below 2/2^n ({2 / 2 ** len(seeds):.3g} here)",
             f"- runs: {len(records)} finished, {len(failed)} failed; code commit(s): {', '.join(commits)}",
+            *hardware_lines(records),
+            *test_set_lines(records),
         ]
     else:
         lines.append("- no finished runs yet: our cells read –, the published numbers are filled in")
@@ -183,6 +189,32 @@ def header(records: list[dict[str, Any]], failed: list[dict[str, Any]], missing:
     else:
         lines += [f"- MISSING: {m}" for m in missing]
     return lines
+
+
+def hardware_lines(records: list[Record]) -> list[str]:
+    """The hardware and numerics the runs recorded; a loud warning when they differ."""
+    groups = Counter(tuple(hardware_of(r).values()) for r in records)
+    if set(groups) == {(None,) * len(HARDWARE_KEYS)}:
+        return ["- hardware: not recorded in these run records"]
+    lines = [f"- hardware ({count} runs): " + ", ".join(f"{k} `{v}`" for k, v in zip(HARDWARE_KEYS, values))
+             for values, count in sorted(groups.items(), key=lambda item: -item[1])]
+    if len(groups) > 1:
+        differing = [k for i, k in enumerate(HARDWARE_KEYS) if len({values[i] for values in groups}) > 1]
+        lines.append(f"- **WARNING: MIXED HARDWARE/NUMERICS — these tables combine runs that differ in "
+                     f"{', '.join(differing)}; a difference between such runs includes the machine's, not only "
+                     f"the method's**")
+    return lines
+
+
+def test_set_lines(records: list[Record]) -> list[str]:
+    """The finite test set: one sample's weight and one evaluation's binomial standard error."""
+    samples = test_set_size(records)
+    multi = [100 * selected_row(r)["test"]["acc"] for r in records if r["config"]["method"]["name"] != "unimodal"]
+    if samples is None or not multi:
+        return []
+    accuracy = sum(multi) / len(multi) / 100
+    return [f"- test set: {samples} samples (one sample: {100 / samples:.2g} pt); at {100 * accuracy:.1f}% "
+            f"one evaluation has a binomial standard error of {100 * binomial_se(accuracy, samples):.2f} points"]
 
 
 def _shown_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -221,15 +253,14 @@ def _markdown(frame: pd.DataFrame) -> str:
     return tabulate(frame, headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
 
 
-def accuracy_section(summary: pd.DataFrame, arms: list[str], rows: list[str]) -> pd.DataFrame:
-    methods = sorted(dict.fromkeys([*rows, *summary["method"]]), key=row_order)
-    return pair_table(summary, methods) if list(arms) == list(PAIR) else arm_table(summary, methods, arms)
+def accuracy_section(cells: Cells, arms: list[str], rows: list[str]) -> pd.DataFrame:
+    methods = sorted(dict.fromkeys([*rows, *cells.summary["method"]]), key=row_order)
+    return pair_table(cells, methods) if list(arms) == list(PAIR) else arm_table(cells, methods, arms)
 
 
 def sensitivity_section(records: list[dict[str, Any]], keys: list[str]) -> list[str]:
-    """A sweep grid's table: validation accuracy per point (the choice is made on it), test for information."""
-    from .figures import MissingData, sensitivity_summary
-
+    """A sweep grid's table: validation accuracy per point (the choice is made on it), each point
+    against the chosen one on validation, test for information."""
     try:
         summary = sensitivity_summary(records, keys)
     except MissingData as err:
@@ -240,37 +271,71 @@ def sensitivity_section(records: list[dict[str, Any]], keys: list[str]) -> list[
         **{k: summary[k].map(str) for k in keys},
         "seeds": summary["seeds"].map(str),
         "Validation acc": [mean_std(m, s) for m, s in zip(summary["val_acc_mean"], summary["val_acc_std"])],
+        "Validation Δ vs chosen [95% CI]": [
+            "← best on validation" if chosen else ("–" if v == "" else interval_cell(d, lo, hi, v))
+            for chosen, d, lo, hi, v in zip(summary["chosen"], summary["val_delta"], summary["val_ci_low"],
+                                            summary["val_ci_high"], summary["val_verdict"])],
         "Test acc (same epoch)": [mean_std(m, s) for m, s in zip(summary["test_acc_mean"], summary["test_acc_std"])],
-        "chosen": summary["chosen"].map({True: "← best on validation", False: ""}),
     })
     return ["## Sensitivity", "", "Each point: multimodal accuracy (%) at the validation-selected epoch, mean ± std "
-            "over seeds. The point with the highest mean *validation* accuracy is chosen; test accuracy is shown "
-            "for information only and plays no part in the choice.", "", _markdown(table), ""]
+            "over seeds. The point with the highest mean *validation* accuracy is chosen; every other point is "
+            "compared with it on validation, paired by seed. Test accuracy is shown for information only and "
+            "plays no part in the choice.", "", *choice_lines(summary, keys), "", _markdown(table), ""]
+
+
+def choice_lines(summary: pd.DataFrame, keys: list[str]) -> list[str]:
+    """Per (method, arm): how many other points are within noise of the chosen one on validation."""
+    lines = []
+    for (method, arm), points in summary.groupby(["method", "arm"], sort=False):
+        chosen = points[points["chosen"]].iloc[0]
+        others = points[~points["chosen"]]
+        close = int((others["val_verdict"] == "within noise").sum())
+        where = ", ".join(f"{k} = {chosen[k]}" for k in keys)
+        verdict = ("the choice is not distinguishable from them" if close else
+                   "the choice is distinguishable from every other point")
+        lines.append(f"- {method_title(method)}, {ARM_TITLES[arm]}: chosen {where}; {close} of {len(others)} other "
+                     f"points are within noise of it on validation: {verdict}.")
+    return lines
 
 
 def render(records: list[dict[str, Any]], out_dir: Path, title: str, *, failed: list[dict[str, Any]] = (),
            missing: list[str] = (), arms: list[str] = PAIR, paper: PaperTable | None = None,
-           sweep: list[str] = (), rows: list[str] = ()) -> str:
-    """Write table.md, table.csv and table.tex for one grid; returns the markdown.
+           sweep: list[str] = (), rows: list[str] = (), against: str | None = None, grid: str | None = None) -> str:
+    """Write table.md, table.csv, table.tex and per_seed.csv for one grid; returns the markdown.
 
-    ``rows`` names the method rows to show even before any of their runs finished.
-    A sweep grid's accuracy tables would pool its points, so it gets the per-point sensitivity table
-    after the references and unswept runs."""
+    ``rows`` names the method rows to show even before any of their runs finished; ``against``
+    (a method name) adds every method's Δ against it; ``grid`` names the grid in per_seed.csv
+    (default: the output folder's name). A sweep grid's accuracy tables would pool its points, so it
+    gets the per-point sensitivity table after the references and unswept runs."""
+    out_dir = Path(out_dir)
+    per_seed = per_seed_frame(records, grid or out_dir.name, list(sweep))
     parts = [f"# {title}", "", "Generated by `python -m benchmarks tables` from the run records; do not edit.", "",
              *header(records, list(failed), list(missing)), ""]
     if sweep:
         parts += sensitivity_section(records, list(sweep))
         records = [r for r in records if dagr_arm(r["config"]["dagr"]) == "none"]
-    summaries = {rule: summarize(results_frame(records, rule)) for rule in ("best_val", "best_test")}
-    tables = {rule: accuracy_section(summary, list(arms), list(rows)) for rule, summary in summaries.items()}
+    cells = {rule: Cells(records, rule) for rule in ("best_val", "best_test")}
+    tables = {rule: accuracy_section(c, list(arms), list(rows)) for rule, c in cells.items()}
     for rule, heading in (("best_val", "Validation-selected (our protocol)"),
                           ("best_test", "Test-selected (paper protocol, optimistic)")):
         parts += [f"## {heading}", "", f"Selection `{rule}`: {RULE_TEXT[rule]}.", "", _markdown(tables[rule]), ""]
+    if against is not None:
+        parts += against_section(cells["best_val"], list(arms), list(rows), method_title(against))
+    if cells["best_val"].comparisons:
+        parts += ["## Paired statistics (validation-selected)", "",
+                  "Per compared cell: the seeds both sides finished, Δ with its 95% paired-t interval and verdict, "
+                  "the exact two-sided sign-flip permutation p over the per-seed differences (its floor, 2/2^n, "
+                  "in parentheses), the seeds whose difference is > 0, and the test samples the first side gets "
+                  "right and the second wrong (fixed) or the reverse (broken), summed over the seed pairs, with "
+                  "an exact binomial p (McNemar; samples repeat across seeds, so read it as descriptive).", "",
+                  _markdown(statistics_table(cells["best_val"].comparisons)), ""]
     if paper is not None:
         parts += ["## Beside the published numbers", "",
                   f"{paper.caption} Source: {paper.source}. The published numbers were selected on the test set, "
-                  "so ours here are test-selected too (paper protocol); Δ = ours − paper.", "",
-                  _markdown(comparison_table(paper, summaries["best_test"], method_title)), ""]
+                  "so ours here are test-selected too (paper protocol); Δ = ours − paper with a Welch 95% interval "
+                  f"(unpaired: ours over our seeds, the paper's over {paper.seeds} seeds; a number published "
+                  "without std is taken as exact).", "",
+                  _markdown(comparison_table(paper, cells["best_test"].summary, method_title)), ""]
     costs = cost_table(records)
     if costs is not None:
         parts += ["## Cost", "", "Mean wall time per epoch (training, the method's own passes, evaluation on val "
@@ -278,11 +343,29 @@ def render(records: list[dict[str, Any]], out_dir: Path, title: str, *, failed: 
                   "timings of runs trained concurrently or on different machines are not comparable.", "",
                   _markdown(costs), ""]
     markdown = "\n".join(parts)
-    out_dir = Path(out_dir)
-    atomic_write_text(out_dir / "table.md", markdown)
-    csv = pd.concat([summary.assign(selection=rule) for rule, summary in summaries.items()])
-    atomic_write_text(out_dir / "table.csv", csv.to_csv(index=False, float_format="%.4f"))
-    latex = tabulate(tables["best_val"], headers="keys", tablefmt="latex_booktabs", showindex=False,
-                     disable_numparse=True)
-    atomic_write_text(out_dir / "table.tex", latex + "\n")
+    write_outputs(out_dir, markdown, cells, tables["best_val"], per_seed)
     return markdown
+
+
+def against_section(cells: Cells, arms: list[str], rows: list[str], reference: str) -> list[str]:
+    methods = sorted(dict.fromkeys([*rows, *cells.summary["method"]]), key=row_order)
+    if reference not in set(cells.summary["method"]):
+        return [f"## Against {reference}", "", f"Not available: {reference} has no finished runs.", ""]
+    return [f"## Against {reference} (validation-selected)", "",
+            f"Δ = the method − {reference}, both with the same regularizer arm and seed. {DELTA_TEXT}.", "",
+            _markdown(against_table(cells, methods, arms, reference)), ""]
+
+
+def write_outputs(out_dir: Path, markdown: str, cells: dict[str, Cells], table: pd.DataFrame,
+                  per_seed: pd.DataFrame) -> None:
+    atomic_write_text(out_dir / "table.md", markdown)
+    csv = []
+    for rule, c in cells.items():
+        summary = c.summary.assign(selection=rule)
+        comparisons = comparisons_frame(c.comparisons, rule)
+        csv.append(summary.merge(comparisons, how="left", on=["selection", "method", "arm", "column"])
+                   if len(comparisons) else summary)
+    atomic_write_text(out_dir / "table.csv", pd.concat(csv).to_csv(index=False, float_format="%.4f"))
+    latex = tabulate(table, headers="keys", tablefmt="latex_booktabs", showindex=False, disable_numparse=True)
+    atomic_write_text(out_dir / "table.tex", latex + "\n")
+    atomic_write_text(out_dir / "per_seed.csv", per_seed.to_csv(index=False))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from .compute import autocast, choose_device, prepare_model, resolve_precision, 
 from .config import RunConfig, dump_yaml
 from .data import Batch, DatasetSplits, get_dataset, load_data
 from .distributed import current as current_ranks
-from .evaluation import evaluate
+from .evaluation import PredictionLog, evaluate
 from .models import MultimodalModel, build_model
 from .records import (RunDir, atomic_torch_save, atomic_write_json, atomic_write_text, environment,
                       git_commit, peak_memory_mb)
@@ -109,6 +110,7 @@ class Trainer:
         self.optimizer = build_optimizer(cfg, self.model)
         self.scheduler = build_scheduler(cfg, self.optimizer)
         self.global_step = 0
+        self.test_predictions = PredictionLog()
 
     # --- the loop ----------------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
@@ -129,10 +131,12 @@ class Trainer:
             row["method_end"] = self.method.on_epoch_end(epoch)
             if self.ranks.is_main:  # rank 0 evaluates and writes the records; the other ranks wait
                 row["val"] = self.evaluate_split(self.data.val, "val" in self.cfg.eval.geometry)
-                row["test"] = self.evaluate_split(self.data.test, "test" in self.cfg.eval.geometry)
+                row["test"] = self.evaluate_split(self.data.test, "test" in self.cfg.eval.geometry,
+                                                  on_predictions=partial(self.test_predictions.add, epoch))
                 row["time_s"] = time.perf_counter() - t0
                 rows.append(row)
                 self.run_dir.write_metrics(rows)
+                self.test_predictions.write(self.run_dir.test_predictions)  # before last.pt: resume finds it
                 self._checkpoint(rows, epoch, elapsed_before + time.perf_counter() - start_time)
                 bar.set_postfix(val=f"{row['val']['acc']:.3f}")
             self.ranks.barrier()
@@ -202,10 +206,10 @@ class Trainer:
         encoders = {m: self.model.encoder_parameters(m) for m in embeddings}
         return self.regularizer.geometry_gradients(reg, embeddings, encoders)
 
-    def evaluate_split(self, split, geometry: bool = False) -> dict[str, Any]:
+    def evaluate_split(self, split, geometry: bool = False, on_predictions=None) -> dict[str, Any]:
         with autocast(self.precision, self.device):
             return evaluate(self.model, split, self.cfg.data.eval_batch_size, self.device, self.data.num_classes,
-                            self.method.eval_unimodal_logits, geometry=geometry)
+                            self.method.eval_unimodal_logits, geometry=geometry, on_predictions=on_predictions)
 
     # --- checkpoints and records -------------------------------------------------------------------
     def _checkpoint(self, rows: list[dict[str, Any]], epoch: int, elapsed: float) -> None:
@@ -237,6 +241,7 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         self.global_step = state["global_step"]
         rows = [r for r in self.run_dir.read_metrics() if r["epoch"] <= state["epoch"]]
+        self.test_predictions = PredictionLog.read(self.run_dir.test_predictions, through_epoch=state["epoch"])
         return rows, state["epoch"] + 1, state["elapsed_s"]
 
     def _final_record(self, rows: list[dict[str, Any]], wall: float) -> dict[str, Any]:

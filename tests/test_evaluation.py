@@ -69,3 +69,69 @@ def flatten(tree, prefix=""):
     if not isinstance(tree, dict):
         return {prefix: tree}
     return {k: v for key, sub in tree.items() for k, v in flatten(sub, f"{prefix}.{key}").items()}
+
+
+def test_evaluate_hands_out_the_per_sample_classes_behind_its_metrics():
+    import numpy as np
+
+    from benchmarks.evaluation import evaluate
+
+    model, split = small_model_and_split()
+    seen = []
+    metrics = evaluate(model, split, batch_size=16, device=torch.device("cpu"), num_classes=3,
+                       on_predictions=seen.append)
+    (pred,) = seen
+    assert set(pred) == {"labels", "fused", "audio", "visual"}
+    assert all(a.dtype == np.uint8 and a.shape == (25,) for a in pred.values())
+    model.eval()
+    with torch.no_grad():  # one unbatched pass gives the same classes
+        out = model(split.inputs)
+    np.testing.assert_array_equal(pred["fused"], out.logits.argmax(1).numpy())
+    np.testing.assert_array_equal(pred["audio"], out.unimodal_logits["audio"].argmax(1).numpy())
+    np.testing.assert_array_equal(pred["labels"], (np.arange(25) % 3))
+    assert metrics["acc"] == pytest.approx((pred["fused"] == pred["labels"]).mean())
+    assert metrics["acc_visual"] == pytest.approx((pred["visual"] == pred["labels"]).mean())
+
+
+def epoch_predictions(epoch, n=6):
+    import numpy as np
+
+    labels = np.arange(n, dtype=np.uint8) % 3
+    return {"labels": labels, "fused": (labels + epoch) % 3, "audio": np.full(n, epoch % 3, np.uint8),
+            "visual": labels.copy()}
+
+
+def test_prediction_log_round_trips_and_its_file_depends_on_the_contents_only(tmp_path):
+    import time
+
+    import numpy as np
+
+    from benchmarks.evaluation import PredictionLog
+
+    log = PredictionLog()
+    for epoch in range(3):
+        log.add(epoch, epoch_predictions(epoch))
+    log.write(tmp_path / "a.npz")
+    time.sleep(2.1)  # zip timestamps have a 2-second resolution
+    log.write(tmp_path / "b.npz")
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+    with np.load(tmp_path / "a.npz") as data:
+        assert sorted(data.files) == ["audio", "epochs", "fused", "labels", "visual"]
+        np.testing.assert_array_equal(data["epochs"], [0, 1, 2])
+        np.testing.assert_array_equal(data["fused"][2], [2, 0, 1, 2, 0, 1])
+        np.testing.assert_array_equal(data["audio"][:, 0], [0, 1, 2])
+    first_two = PredictionLog.read(tmp_path / "a.npz", through_epoch=1)
+    assert first_two.epochs == [0, 1] and first_two.arrays()["fused"].shape == (2, 6)
+    with pytest.raises(ValueError, match=r"expected 0\.\.3"):
+        PredictionLog.read(tmp_path / "a.npz", through_epoch=3)
+
+
+def test_prediction_log_refuses_inconsistent_epochs():
+    from benchmarks.evaluation import PredictionLog
+
+    log = PredictionLog()
+    log.add(0, epoch_predictions(0))
+    with pytest.raises(ValueError, match="does not extend"):
+        log.add(0, epoch_predictions(0))
+    with pytest.raises(ValueError, match="samples differ"):
+        log.add(1, epoch_predictions(1, n=5))

@@ -105,6 +105,22 @@ def test_accuracy_overview_with_references_is_deterministic(tmp_path):
     assert figures.selected_accuracy(refs[0]) == pytest.approx(50.0)  # test acc at the best val epoch
 
 
+def test_overview_delta_panel_pairs_by_seed():
+    from matplotlib.figure import Figure
+
+    # DGL-free toy: joint without DAGR is 50% at the selected epoch 1 for every seed; with DAGR 51, 53, 52
+    records = arms_records(("none",)) + [record(arm="dagr", seed=s, test=(0.4, t, 0.6))
+                                         for s, t in ((0, 0.51), (1, 0.53), (2, 0.52))]
+    records += [record(method="pmr", arm=a) for a in ("none", "dagr")]  # one seed: a point, no bar
+    plotted = figures.delta_panel(Figure().subplots(), records, ["Joint training", "PMR"], ["dagr"])
+    (joint_method, joint_arm, joint), (pmr_method, _, pmr) = plotted
+    assert (joint_method, joint_arm, pmr_method) == ("Joint training", "dagr", "PMR")
+    # differences 1, 3, 2: mean 2, sd 1, interval 2 ± 4.302653 / sqrt(3)
+    assert joint.mean == pytest.approx(2.0) and joint.ci_high == pytest.approx(2 + 2.484138, abs=1e-5)
+    assert joint.verdict == "within noise"
+    assert pmr.n == 1 and pmr.mean == pytest.approx(0.0)
+
+
 def sweep_records():
     """tau × t sweep, 3 seeds; (0.5, 1.0) is best on validation: 80/82/84 -> mean 82, std 2."""
     val_at = {(0.3, 1.0): 0.70, (0.3, 2.0): 0.75, (0.5, 1.0): 0.82, (0.5, 2.0): 0.78}

@@ -1,17 +1,20 @@
 """Golden-file test of the table builder on committed fake records (tests/data/fake_runs).
 
-Each cell's seeds are m-2, m, m+2 so the expected means and std (2.00) are checkable by hand;
-the test-selected table is 10 points higher everywhere (see tests/data/make_fake_runs.py).
-Regenerate the expected file after a deliberate format change:
-    python tests/test_tables.py --regenerate
+Each cell's seeds are m-2, m, m+2 (with DAGR: m-2, m+2, m) so the expected means, std (2.00),
+paired differences and intervals are checkable by hand; the test-selected table is 10 points higher
+everywhere (see tests/data/make_fake_runs.py). Regenerate the expected file after a deliberate
+format change (from the repository root):
+    PYTHONPATH=. python tests/test_tables.py --regenerate
 """
 import re
 import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
-from benchmarks.tables import load_records, render
+from benchmarks.summaries import load_records, per_seed_columns
+from benchmarks.tables import render
 
 DATA = Path(__file__).parent / "data"
 EXPECTED = DATA / "expected_table.md"
@@ -27,20 +30,74 @@ def test_table_matches_golden_file(tmp_path):
 
 
 def test_hand_computed_cells(tmp_path):
-    text = render_fake(tmp_path)
-    assert "| Joint training | 50.00 ± 2.00 | 55.00 ± 2.00 | +5.00 | 30.00 ± 2.00 | 36.00 ± 2.00 | +6.00 " \
-           "| 85.00 ± 2.00 | 86.00 ± 2.00 | +1.00 |" in re.sub(" +", " ", text)
-    assert "| Joint training | 1.00 | 1.00 | 1.10 | 1.10 |" in re.sub(" +", " ", text)
+    text = re.sub(" +", " ", render_fake(tmp_path))
+    # without DAGR seeds m-2, m, m+2; with DAGR m-2, m+2, m: differences Δ, Δ+2, Δ-2 (sd 2), so the
+    # interval is Δ ± 4.302653 * 2 / sqrt(3) = Δ ± 4.97
+    assert "| Joint training | 50.00 ± 2.00 | 55.00 ± 2.00 | +5.00 [+0.03, +9.97] better | 30.00 ± 2.00 " \
+           "| 36.00 ± 2.00 | +6.00 [+1.03, +10.97] better | 85.00 ± 2.00 | 86.00 ± 2.00 " \
+           "| +1.00 [-3.97, +5.97] within noise |" in text
+    # Multi differences 1, 3, -1: |±1±3±1| >= 3 in 6 of 8 sign patterns; samples: 1 + 3 fixed, 1 broken,
+    # exact p = 2 * (C(5,0) + C(5,1)) / 2^5 = 0.375. Audio: 5 + 7 + 3 fixed, none broken: 2 / 2^15
+    assert "| Multi | 3 | +1.00 [-3.97, +5.97] within noise | 0.750 (0.250) | 2/3 | 4 / 1 | 0.375 |" in text
+    assert "| Audio | 3 | +5.00 [+0.03, +9.97] better | 0.250 (0.250) | 3/3 | 15 / 0 | 6.1e-05 |" in text
+    assert "| Joint training | 1.00 | 1.00 | 1.10 | 1.10 |" in text
     assert "- FAILED: joint-s3 (NonFiniteLossError: boom)" in text
     assert "- MISSING: joint+dagr-s3" in text
+    assert "- hardware (12 runs): cpu `Fake CPU 9000`, isa `avx2`" in text and "MIXED" not in text
+    # 100 test samples at (85 + 86) / 2 %: sqrt(0.855 * 0.145 / 100) = 3.52 points
+    assert "- test set: 100 samples (one sample: 1 pt); at 85.5% one evaluation has a binomial standard " \
+           "error of 3.52 points" in text
     csv = pd.read_csv(tmp_path / "table.csv")
     paper = csv[(csv.selection == "best_test") & (csv.method == "Joint training") & (csv.arm == "none")
             & (csv.column == "Multi")]
     assert paper["mean"].item() == 95.0 and paper["n"].item() == 3
-    assert (tmp_path / "table.tex").read_text().startswith("\\begin{tabular}")
+    delta = csv[(csv.selection == "best_val") & (csv.arm == "dagr") & (csv.column == "Multi")].iloc[0]
+    assert (delta.baseline_arm, delta.differences, delta.seeds, delta.verdict) == ("none", "1.0000;3.0000;-1.0000",
+                                                                                   "0;1;2", "within noise")
+    assert (delta.fixed, delta.broken, delta.p_value) == (4, 1, 0.75)
+    tex = (tmp_path / "table.tex").read_text()
+    assert tex.startswith("\\begin{tabular}") and "+1.00 [-3.97, +5.97] within noise" in tex
+
+
+def test_per_seed_csv_has_one_row_per_finished_run(tmp_path):
+    render_fake(tmp_path)
+    rows = pd.read_csv(tmp_path / "per_seed.csv")
+    assert len(rows) == 12 and list(rows.columns) == per_seed_columns()
+    dagr = rows[(rows.arm == "dagr") & (rows.seed == 1)].iloc[0]
+    assert (dagr.grid, dagr.benchmark, dagr.label, dagr.method) == (tmp_path.name, "fake", "joint+dagr-s1", "joint")
+    # seed 1 with DAGR: m + 2 at the validation-selected epoch 0, 10 points more at the test-selected epoch 1
+    assert (dagr.best_val_epoch, dagr.best_val_test_acc, dagr.best_val_test_acc_audio) == (0, 0.88, 0.57)
+    assert (dagr.best_test_epoch, dagr.best_test_test_acc, dagr.last_epoch, dagr.best_val_val_acc) == (1, 0.98, 1, 0.9)
+    assert pd.isna(dagr.best_val_val_acc_audio)  # not recorded
+    assert (dagr.hw_cpu, dagr.hw_numerics, dagr.hw_threads) == ("Fake CPU 9000", "portable", 2)
+    audio_only = rows[(rows.method == "unimodal") & rows.label.str.startswith("unimodal-s0")]
+    assert audio_only.best_val_test_acc_visual.isna().sum() == 1
 
 
 if __name__ == "__main__" and "--regenerate" in sys.argv:
     import tempfile
 
     EXPECTED.write_text(render_fake(Path(tempfile.mkdtemp())))
+
+
+def test_tables_of_a_trained_debug_grid_pair_runs_by_seed_and_by_sample(tmp_path):
+    from benchmarks.__main__ import main as cli
+
+    common = ["benchmarks/configs/debug.yaml", "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "out"),
+              "--set", "seeds=[0, 1]", "--set", "run.optim.epochs=1", "--set", "references=[]",
+              "--set", "methods={joint: {}, ogm_ge: {}}", "--set", "dagr_arms=[none]"]
+    assert cli(["grid", *common, "--no-progress"]) == 0
+    assert cli(["tables", *common, "--against", "joint"]) == 0
+    text = re.sub(" +", " ", (tmp_path / "out" / "debug" / "table.md").read_text())
+    assert "## Against Joint training (validation-selected)" in text and "| OGM-GE | no regularizer |" in text
+    assert "- test set: " in text and "- hardware" in text
+    per_seed = pd.read_csv(tmp_path / "out" / "debug" / "per_seed.csv")
+    assert len(per_seed) == 4 and set(per_seed.seed) == {0, 1} and per_seed.run_id.str.len().eq(12).all()
+    # sample counts agree with the seed differences: fixed − broken = Σ_s d_s · (test samples) / 100
+    csv = pd.read_csv(tmp_path / "out" / "debug" / "table.csv").dropna(subset=["baseline_arm"])
+    assert list(csv.column) == ["Audio", "Visual", "Multi"] and set(csv.baseline_method) == {"Joint training"}
+    samples = int(re.search(r"test set: (\d+) samples", text).group(1))
+    for row in csv.itertuples():
+        total = sum(float(d) for d in row.differences.split(";")) * samples / 100
+        assert row.fixed - row.broken == pytest.approx(total, abs=1e-6), row
+    assert cli(["tables", *common, "--against", "pmr"]) == 2  # not a method of the grid

@@ -106,6 +106,20 @@ def test_interrupted_run_resumes_to_the_same_result(debug_raw, tmp_path, monkeyp
     monkeypatch.setattr(Trainer, "train_epoch", original)
     Trainer(cfg, run).fit()
     assert metrics(run.path) == metrics(straight.path)
+    assert run.test_predictions.read_bytes() == straight.test_predictions.read_bytes()
+
+
+def test_run_keeps_the_test_predictions_of_every_epoch(debug_raw, tmp_path):
+    import numpy as np
+
+    _, run = run_one(resolve_run(debug_raw), tmp_path)
+    with np.load(run.test_predictions) as data:
+        assert sorted(data.files) == ["audio", "epochs", "fused", "labels", "visual"]
+        np.testing.assert_array_equal(data["epochs"], [0, 1])
+        for row in run.read_metrics():  # the stored classes reproduce the logged accuracies
+            for head, key in (("fused", "acc"), ("audio", "acc_audio"), ("visual", "acc_visual")):
+                correct = data[head][row["epoch"]] == data["labels"]
+                assert correct.mean() == pytest.approx(row["test"][key]), (head, row["epoch"])
 
 
 def test_killed_grid_resumes_without_redoing_finished_runs(tmp_path):
