@@ -1,9 +1,15 @@
 """Command line: ``python -m benchmarks {reproduce,grid,tables,list,prepare,data-check} ...``."""
 from __future__ import annotations
 
+import sys
+
+if __name__ == "__main__":  # before anything imports torch: the numerics mode pins its CPU kernels
+    from benchmarks import numerics
+
+    numerics.configure(numerics.mode_from_argv(sys.argv[1:]))
+
 import argparse
 import re
-import sys
 import time
 from pathlib import Path
 
@@ -12,11 +18,17 @@ from .strict import ConfigError
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--numerics", choices=("portable", "native"),
+                        help="CPU numerics: portable (default; the same bits on every x86-64 machine with "
+                             "AVX2, one thread per run) or native (fastest kernels of this processor); "
+                             "also $GEOMREG_NUMERICS")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (("reproduce", "train the grid, then render its tables"),
                             ("grid", "train every run of a grid (finished runs are skipped)"),
                             ("tables", "render results/<config>/table.{md,csv,tex} from the records"),
-                            ("figures", "draw results/<config>/figures/*.{png,pdf} from the records")):
+                            ("figures", "draw results/<config>/figures/*.{png,pdf} from the records"),
+                            ("verify", "re-train a fixed sample of a grid and compare with its committed "
+                                       "per_seed.csv, bit for bit")):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("config", help="grid YAML, e.g. benchmarks/configs/avdigits.yaml")
         p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -33,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
                        help="also compare every method with this one of the grid's methods, paired by seed")
     for name in ("reproduce", "grid"):
         add_execution_arguments(sub.choices[name])
+    sub.choices["verify"].add_argument("--method", default="joint",
+                                       help="the method whose runs (without and with DAGR, first seed) are "
+                                            "re-trained with the references (default: joint)")
+    sub.choices["verify"].add_argument("--jobs", type=int, default=1, metavar="N", help="runs trained at once")
     sub.add_parser("list", help="list registered methods and datasets")
     for name, help_text, folders in (
             ("prepare", "decode CREMA-D or Kinetics-Sounds once into a cache folder", ("raw", "out")),
@@ -211,7 +227,17 @@ def cmd_figures(args) -> int:
     return draw_grid_figures(args.config, args.overrides, Path(args.runs), Path(args.results))
 
 
-COMMANDS = {"list": cmd_list, "grid": cmd_grid, "tables": cmd_tables, "reproduce": cmd_reproduce,
+def cmd_verify(args) -> int:
+    from .config import load_grid
+    from .verify import verify
+
+    grid = load_grid(args.config, args.overrides)
+    verdict = verify(grid, Path(args.config).stem, Path(args.results), Path(args.runs), args.method, args.jobs)
+    print("\n".join(verdict.lines))
+    return verdict.exit_code
+
+
+COMMANDS = {"list": cmd_list, "verify": cmd_verify, "grid": cmd_grid, "tables": cmd_tables, "reproduce": cmd_reproduce,
             "figures": cmd_figures, "prepare": cmd_prepare, "data-check": cmd_data_check}
 
 if __name__ == "__main__":

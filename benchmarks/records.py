@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from .numerics import hardware_record
+
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
@@ -102,6 +104,7 @@ def environment(device: torch.device) -> dict[str, Any]:
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "threads": torch.get_num_threads(),
+        "hardware": hardware_record(),
     }
     try:
         import torchaudio

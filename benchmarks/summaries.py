@@ -275,7 +275,10 @@ def against_chosen(summary: pd.DataFrame, runs: pd.DataFrame, keys: list[str]) -
 def hardware_of(record: Record) -> dict[str, Any]:
     """``final.json["environment"]["hardware"]`` with every key present (None where absent)."""
     hardware = record["final"].get("environment", {}).get("hardware") or {}
-    return {key: hardware.get(key) for key in HARDWARE_KEYS}
+    values = {key: hardware.get(key) for key in HARDWARE_KEYS}
+    if isinstance(values["isa"], list):  # flags as one hashable, CSV-friendly string
+        values["isa"] = " ".join(values["isa"])
+    return values
 
 
 ACCURACY_FIELDS = tuple(f"{split}_{key}" for split in ("val", "test")

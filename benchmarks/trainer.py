@@ -23,6 +23,7 @@ from .data import Batch, DatasetSplits, get_dataset, load_data
 from .distributed import current as current_ranks
 from .evaluation import PredictionLog, evaluate
 from .models import MultimodalModel, build_model
+from .numerics import pin_threads
 from .records import (RunDir, atomic_torch_save, atomic_write_json, atomic_write_text, environment,
                       git_commit, peak_memory_mb)
 from .selection import SELECTION_RULES, select_epoch
@@ -92,6 +93,7 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = run_dir
         self.progress = progress
+        pin_threads()  # the portable numerics train every run on one thread (benchmarks.numerics)
         self.ranks = current_ranks()  # one process unless started by torchrun (benchmarks.distributed)
         self.device = self.ranks.device(choose_device(cfg.device))
         seed_everything(cfg.seed, cfg.deterministic)
