@@ -40,6 +40,7 @@ class MethodSetup:
     batch_size: int
     device: torch.device
     generator: torch.Generator  # seeded; use it for any randomness the method draws
+    lr: float | None = None  # the run's optimizer lr (G-Blending's estimation lr unless set)
     dagr_combine: Literal["sum", "pareto"] = "sum"  # how DAGR's gradient meets the task gradient
     dagr_pareto_gamma: float = 1.0
 

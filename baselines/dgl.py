@@ -1,7 +1,7 @@
 """DGL: disentangled gradient learning (Wei et al., ICCV 2025), DAGR's base method on CREMA-D/KS.
 
 The unimodal losses ``α·Σ_m CE(o_m)`` train only the encoders and the fused loss only the fusion
-head (see ``/work/shared/reference/dagr-paper.md`` §3.2). The official code does this with two
+head (``docs/methods.md``). The official code does this with two
 backwards, zeroing the fusion grads in between and detaching the fused head's input; here one
 backward gives the same gradients because
 

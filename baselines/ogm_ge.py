@@ -3,7 +3,7 @@
 Only the fused cross-entropy is optimised. After ``backward`` the conv-weight gradients of the
 dominant modality's encoder are scaled by ``k < 1`` and (GE) Gaussian noise with the std of the
 unmodulated gradient is added to the conv-weight gradients of every encoder. See
-``/work/shared/reference/baselines.md`` §2.
+``docs/methods.md``.
 
 Two modalities are required. The official code names them audio/visual; here the first modality of
 the model plays the audio role and the second the visual role (ratio = s_second / s_first).

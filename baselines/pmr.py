@@ -3,7 +3,7 @@
 At the start of every epoch class prototypes (class means of each modality's embedding) are
 estimated on ~10% of the shuffled training batches; prototype logits are negative Euclidean
 distances. The weaker modality (lower summed prototype softmax score on the batch) gets an extra
-prototypical cross-entropy (PCE). See ``/work/shared/reference/baselines.md`` §4.
+prototypical cross-entropy (PCE). See ``docs/methods.md``.
 
 The first modality plays the audio role: ρ = s_first / s_second (official ``ratio_a``).
 """

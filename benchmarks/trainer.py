@@ -102,7 +102,7 @@ class Trainer:
         model = build_model(cfg.model, self.data.channels, self.data.num_classes)
         self.model: MultimodalModel = prepare_model(model, self.device, self.channels_last)
         self.generator = torch.Generator().manual_seed(cfg.seed)
-        setup = MethodSetup(self.data, cfg.optim.epochs, cfg.data.batch_size, self.device, self.generator,
+        setup = MethodSetup(self.data, cfg.optim.epochs, cfg.data.batch_size, self.device, self.generator, cfg.optim.lr,
                             dagr_combine=cfg.dagr.combine, dagr_pareto_gamma=cfg.dagr.pareto_gamma)
         self.method: Method = method_cls(params, self.model, setup)
         self.regularizer = build_regularizer(cfg)
