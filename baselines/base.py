@@ -7,6 +7,8 @@ Per training step the trainer calls, in order::
     reg = dagr(out.embeddings)                      # only when DAGR is on
     method.backward(losses, reg)                    # default: (Σ losses + reg).backward()
     logs = method.process_gradients(out, batch)     # between backward and step (OGM-GE)
+    (gradients averaged across ranks under torchrun)
+    logs |= method.clip_gradients()                 # on the averaged gradient (DGL)
     optimizer.step()
 
 and ``on_epoch_start`` / ``on_epoch_end`` around each epoch (prototype passes, weight estimation).
@@ -107,6 +109,11 @@ class Method:
             pareto_backward(self.model, total, regularizer, self.setup.dagr_pareto_gamma)
 
     def process_gradients(self, out: ModelOutput, batch: Batch) -> dict[str, Tensor]:
+        return {}
+
+    def clip_gradients(self) -> dict[str, Tensor]:
+        """After the gradients are averaged across ranks (under torchrun; else right after
+        ``process_gradients``): norm clipping must see the whole batch's gradient (DGL)."""
         return {}
 
     def eval_unimodal_logits(self, out: ModelOutput) -> dict[str, Tensor]:

@@ -174,6 +174,7 @@ class Trainer:
         self.method.backward(losses, reg["loss"] if reg is not None else None)
         logs = dict(self.method.process_gradients(out, batch))
         self.ranks.average_gradients(self.model.parameters(), len(batch))  # after the method's modulation
+        logs.update(self.method.clip_gradients())  # the averaged gradient's norm (DGL)
         if self.cfg.optim.grad_clip_norm is not None:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip_norm)
         self.optimizer.step()
