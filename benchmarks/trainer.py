@@ -151,10 +151,12 @@ class Trainer:
         first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
         batches = self.data.train.batches(self.cfg.data.batch_size, shuffle=True, generator=self.generator,
                                           drop_last=len(self.data.train) > self.cfg.data.batch_size)
-        for step, batch in enumerate(batches):
+        step = torch.zeros((), dtype=torch.long, device=self.device)  # counted on the device: no host copy
+        for batch in batches:
             logs = self.train_step(self.ranks.shard(batch).to(self.device))
             bad = ~torch.isfinite(logs["objective"])
-            first_bad = torch.where(bad & (first_bad < 0), torch.tensor(step, device=self.device), first_bad)
+            first_bad = torch.where(bad & (first_bad < 0), step, first_bad)
+            step += 1
             totals.add(logs)
             self.global_step += 1
         means = self.ranks.mean(totals.means())  # one host sync per epoch
