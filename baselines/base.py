@@ -8,6 +8,8 @@ Per training step the trainer calls, in order::
     geom = dagr.geometry_gradients(...)             # Pareto weighting: g_geom per encoder, kept aside
     method.backward(losses, reg_loss)               # default: (Σ losses [+ fixed-form DAGR]).backward()
     logs = method.process_gradients(out, batch)     # between backward and step (OGM-GE)
+    (gradients averaged across ranks under torchrun)
+    logs |= method.clip_gradients()                 # on the averaged gradient (DGL)
     geom.apply()                                    # g_geom added to the method's gradient, unmodulated
     optimizer.step()
 
@@ -41,6 +43,7 @@ class MethodSetup:
     batch_size: int
     device: torch.device
     generator: torch.Generator  # seeded; use it for any randomness the method draws
+    lr: float | None = None  # the run's optimizer lr (G-Blending's estimation lr unless set)
 
 
 class Method:
@@ -99,6 +102,11 @@ class Method:
         (total if regularizer is None else total + regularizer).backward()
 
     def process_gradients(self, out: ModelOutput, batch: Batch) -> dict[str, Tensor]:
+        return {}
+
+    def clip_gradients(self) -> dict[str, Tensor]:
+        """After the gradients are averaged across ranks (under torchrun; else right after
+        ``process_gradients``): norm clipping must see the whole batch's gradient (DGL)."""
         return {}
 
     def eval_unimodal_logits(self, out: ModelOutput) -> dict[str, Tensor]:

@@ -1,7 +1,7 @@
 """DGL: disentangled gradient learning (Wei et al., ICCV 2025), DAGR's base method on CREMA-D/KS.
 
 The unimodal losses ``α·Σ_m CE(o_m)`` train only the encoders and the fused loss only the fusion
-head (see ``/work/shared/reference/dagr-paper.md`` §3.2). The official code does this with two
+head (``docs/methods.md``). The official code does this with two
 backwards, zeroing the fusion grads in between and detaching the fused head's input; here one
 backward gives the same gradients because
 
@@ -9,7 +9,8 @@ backward gives the same gradients because
   (concat: ``o_m = φ_m W_mᵀ + b``; the official ``fc_out(cat(φ_a, 0))`` includes the full bias), and
 * the fused logits are ``fusion({m: φ_m.detach()})``.
 
-Gradient-norm clipping (official ``max_norm=40``) is applied in ``process_gradients``.
+Gradient-norm clipping (official ``max_norm=40``) is applied in ``clip_gradients``, after the gradients are
+averaged across ranks under torchrun: the norm of the whole batch's gradient, as in one process.
 """
 from __future__ import annotations
 
@@ -93,7 +94,7 @@ class DGL(Method):
         # DGL's code scores fc_out(cat(a, 0)): the unimodal logits it trains, with the bias it chose.
         return dgl_unimodal_logits(self.model.fusion, out.embeddings, self.params.unimodal_bias)
 
-    def process_gradients(self, out, batch):
+    def clip_gradients(self):
         if self.params.grad_clip_norm is None:
             return {}
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.params.grad_clip_norm)

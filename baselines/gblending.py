@@ -1,7 +1,7 @@
-"""Gradient-Blending (Wang, Tran, Feiszli — CVPR 2020), re-implemented as ``reference/baselines.md`` §3.4 recommends.
+"""Gradient-Blending (Wang, Tran, Feiszli — CVPR 2020), re-implemented from the paper (no official code computes the weights).
 
 Objective: ``Σ_k w_k CE_k`` over k ∈ {fused, <modality>...}, where the unimodal CEs use **separate** linear heads.
-The weights come from the paper's estimate ``w_k ∝ ΔG_k / ΔO_k²`` (no official code computes them, §3.2):
+The weights come from the paper's estimate ``w_k ∝ ΔG_k / ΔO_k²`` (no official code computes them):
 from the current model, for each k a ``copy.deepcopy`` of the model is trained for n epochs with loss k only
 (fresh SGD), and the **mean per-sample** CE of head k is measured (eval mode) on the train split and on the
 held-out set V at the start and at the end: ``ΔG = L^V_start - L^V_end``, ``ΔO = O_end - O_start`` with
@@ -10,7 +10,10 @@ held-out set V at the start and at the end: ``ΔG = L^V_start - L^V_end``, ``ΔO
 Choices where the references are silent or differ (see :func:`blend_weights`):
 
 * V is the run's validation split (``setup.data.val``, carved from train by ``data.val_fraction``), never
-  the test split (BalanceBenchmark's estimator reads the test set, §3.3).
+  the test split (BalanceBenchmark's estimator reads the test set). The same split selects the reported
+  epoch (``eval.selection: best_val``), so the weights and the selection see the same held-out clips;
+  neither sees the test split.
+* The estimation copies train with SGD at the run's lr unless ``estimation_lr`` is set (the paper is silent).
 * Losses are per-sample means over whole splits (BalanceBenchmark sums batch means, mixing split sizes), and
   "start" is measured before any estimation training (BB measures after one epoch).
 * The unimodal "model" is the shared encoder + its separate head (BB zeroes the other input and uses the fused
@@ -52,7 +55,8 @@ class GBlendingParams:
     # super-epoch = ceil(fraction · epochs) epochs; BalanceBenchmark super_epoch 10 (of 30), paper: "n epochs"
     super_epoch_fraction: float = 0.1
     estimation_epochs: int = 0  # 0 → = super-epoch length (paper: the n of ΔG_{N,n}; BB: super_epoch)
-    estimation_lr: float = 0.01  # our choice (paper silent; BB resets the main optimizer's settings)
+    # None → the run's lr (paper silent; BB re-creates the main optimizer, i.e. the run's settings)
+    estimation_lr: float | None = None
     estimation_momentum: float = 0.9  # our choice, the SGD settings of OGM-GE/MMPareto code
     estimation_weight_decay: float = 1e-4  # our choice, as above
     delta_o_floor: float = 1e-4  # |ΔO| floor (MultiBench clamps O at 1e-4)
@@ -61,6 +65,8 @@ class GBlendingParams:
     def __post_init__(self) -> None:
         if not 0.0 < self.super_epoch_fraction <= 1.0:
             raise ConfigError(f"super_epoch_fraction must be in (0, 1], got {self.super_epoch_fraction}")
+        if self.estimation_lr is not None and self.estimation_lr <= 0:
+            raise ConfigError(f"estimation_lr must be > 0, got {self.estimation_lr}")
         if self.estimation_epochs < 0:
             raise ConfigError(f"estimation_epochs must be >= 0, got {self.estimation_epochs}")
         if self.delta_o_floor <= 0:
@@ -133,6 +139,9 @@ class GBlending(Method):
         self.weights = {k: 1.0 / len(self.heads) for k in self.heads}  # until the first estimation
         self.super_epoch = max(1, math.ceil(params.super_epoch_fraction * setup.epochs))
         self.n_estimation = params.estimation_epochs or self.super_epoch
+        self.estimation_lr = params.estimation_lr if params.estimation_lr is not None else setup.lr
+        if self.estimation_lr is None:
+            raise ConfigError("gblending: set estimation_lr, or give the method setup the run's lr")
 
     # --- estimation ---------------------------------------------------------------------------
     def is_estimation_epoch(self, epoch: int) -> bool:
@@ -146,7 +155,7 @@ class GBlending(Method):
         train, val = s.data.train, s.data.val
         probe = copy.deepcopy(self.model)
         probe.train()
-        opt = torch.optim.SGD(probe.parameters(), lr=p.estimation_lr, momentum=p.estimation_momentum,
+        opt = torch.optim.SGD(probe.parameters(), lr=self.estimation_lr, momentum=p.estimation_momentum,
                               weight_decay=p.estimation_weight_decay)
         t0, v0 = (mean_loss(probe, x, head, s.batch_size, s.device) for x in (train, val))
         for _ in range(self.n_estimation):

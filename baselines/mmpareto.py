@@ -1,6 +1,6 @@
 """MMPareto (Wei & Hu, ICML 2024): per-encoder Pareto combination of the multimodal and unimodal gradients.
 
-One step, as ``code/MMPareto.py::train_epoch`` executes it (``reference/baselines.md`` §5.1):
+One step, as ``code/MMPareto.py::train_epoch`` executes it (``docs/methods.md``):
 losses ``L_mm = CE(fused)``, ``L_m = CE(separate head m)``; for each encoder ``θ^m`` the gradients
 ``g_mm = ∇_θm L_mm`` and ``g_u = ∇_θm L_m`` are combined by :func:`geomreg.pareto.pareto_combine`
 (cos > 0 → ½/½, else MGDA min-norm weights; per tensor rescaled to at least the norm of the plain sum, times

@@ -3,7 +3,7 @@
 Only the fused cross-entropy is optimised. After ``backward`` the conv-weight gradients of the
 dominant modality's encoder are scaled by ``k < 1`` and (GE) Gaussian noise with the std of the
 unmodulated gradient is added to the conv-weight gradients of every encoder. See
-``/work/shared/reference/baselines.md`` §2.
+``docs/methods.md``.
 
 Two modalities are required. The official code names them audio/visual; here the first modality of
 the model plays the audio role and the second the visual role (ratio = s_second / s_first).
@@ -87,6 +87,11 @@ class OGMGE(Method):
 
     needs_two_modalities = True
 
+    def __init__(self, params, model, setup):
+        super().__init__(params, model, setup)
+        # GE noise is drawn where the gradients are, from a generator seeded by the run's seed.
+        self.noise_generator = torch.Generator(device=setup.device).manual_seed(setup.generator.initial_seed())
+
     def active(self) -> bool:
         return self.in_window(self.params.modulation_start, self.params.modulation_end_fraction)
 
@@ -104,21 +109,29 @@ class OGMGE(Method):
 
     @torch.no_grad()
     def modulate(self, k: dict[str, Tensor]) -> None:
-        """g ← k_m g (+ N(0, std(g)+1e-8) when ``noise``) for every conv-weight gradient of each encoder."""
+        """g ← k_m g (+ N(0, (std(g)+1e-8)²) when ``noise``) for every conv-weight gradient of each encoder.
+
+        The noise is one draw on the gradients' device from the method's own generator (checkpointed in
+        ``state_dict``), split over the tensors in order; nothing is copied between host and device."""
         grads = {m: conv_weight_grads(self.model.encoders[m]) for m in k}
-        noise = None
-        if self.params.noise:
-            flat = [g for m in k for g in grads[m]]
-            # One CPU draw from the run's seeded generator (checkpointed by the trainer), one transfer.
-            total = sum(g.numel() for g in flat)
-            if total:
-                device = flat[0].device
-                noise = iter(torch.randn(total, generator=self.setup.generator).to(device).split(
-                    [g.numel() for g in flat]))
+        flat = [g for m in k for g in grads[m]]
+        if not flat:
+            return
+        stds = [g.std() + 1e-8 for g in flat] if self.params.noise else None  # of the unmodulated gradient
         for m, gs in grads.items():
-            for g in gs:
-                if noise is not None:
-                    std = g.std() + 1e-8  # of the unmodulated gradient
-                    g.mul_(k[m].to(g.dtype)).add_(next(noise).view_as(g).to(g.dtype) * std)
-                else:
-                    g.mul_(k[m].to(g.dtype))
+            if gs:
+                torch._foreach_mul_(gs, k[m].to(gs[0].dtype))
+        if stds is None:
+            return
+        noise = torch.randn(sum(g.numel() for g in flat), generator=self.noise_generator, device=flat[0].device,
+                            dtype=flat[0].dtype)
+        for g, z, std in zip(flat, noise.split([g.numel() for g in flat]), stds):
+            g.addcmul_(z.view_as(g), std)
+
+    def state_dict(self):
+        return {"noise_generator": self.noise_generator.get_state()}
+
+    def load_state_dict(self, state):
+        if set(state) != {"noise_generator"}:
+            raise ValueError(f"method 'ogm_ge' expects state {{'noise_generator'}}, got keys {sorted(state)}")
+        self.noise_generator.set_state(state["noise_generator"].cpu())  # a generator state is a CPU tensor

@@ -3,7 +3,7 @@
 At the start of every epoch class prototypes (class means of each modality's embedding) are
 estimated on ~10% of the shuffled training batches; prototype logits are negative Euclidean
 distances. The weaker modality (lower summed prototype softmax score on the batch) gets an extra
-prototypical cross-entropy (PCE). See ``/work/shared/reference/baselines.md`` §4.
+prototypical cross-entropy (PCE). See ``docs/methods.md``.
 
 The first modality plays the audio role: ρ = s_first / s_second (official ``ratio_a``).
 """
@@ -28,7 +28,8 @@ class PMRParams:
     alpha: float = 2.0
     # Prototype EMA μ: bash.sh uses --momentum_coef 0.0 (argparse default 0.2).
     momentum: float = 0.0
-    # Prototypes from the first ceil(fraction · n_batches) shuffled train batches (official len(loader)//10).
+    # Prototypes from the first max(1, floor(fraction · n_batches)) shuffled train batches: official
+    # `sample_count >= len(loader) // 10` after each batch (n_batches counts the last partial batch).
     prototype_fraction: float = 0.1
     # Modulated epochs start..floor(end_fraction · epochs), inclusive: bash.sh --modulation_starts 0 --modulation_ends 70
     # of 100 epochs.
@@ -64,6 +65,19 @@ def update_prototypes(sums: Tensor, counts: Tensor, previous: Tensor | None, mom
     if previous is None:
         return means
     return (1 - momentum) * means + momentum * prev
+
+
+def prototype_batches(n_batches: int, fraction: float) -> int:
+    """Batches of the prototype pass: the official loop stops once ``count >= len(loader) // 10``, checked
+    after each batch, so ``max(1, floor(fraction · n_batches))`` (the epsilon absorbs float rounding)."""
+    return max(1, math.floor(fraction * n_batches + 1e-9))
+
+
+def blends_with_previous(epoch: int) -> bool:
+    """Whether the prototypes of epoch ``epoch`` are blended with the previous ones. The official code
+    computes them before training (epoch 0) and after training epoch e with ``epoch=e``, blending only for
+    e > 0; here they are computed at the start of epoch e + 1, so the blend starts at epoch 2."""
+    return epoch >= 2
 
 
 def prototype_logits(embeddings: Tensor, prototypes: Tensor) -> Tensor:
@@ -129,7 +143,7 @@ class PMR(Method):
     @torch.no_grad()
     def compute_prototypes(self, epoch: int) -> dict[str, Tensor]:
         split, bs = self.setup.data.train, self.setup.batch_size
-        n_batches = max(1, math.ceil(self.params.prototype_fraction * math.ceil(len(split) / bs)))
+        n_batches = prototype_batches(math.ceil(len(split) / bs), self.params.prototype_fraction)
         was_training = self.model.training
         self.model.eval()
         try:
@@ -148,13 +162,13 @@ class PMR(Method):
                         counts[m] += c
         finally:
             self.model.train(was_training)
-        previous = self.prototypes if (self.prototypes is not None and epoch > 0) else None
+        previous = self.prototypes if (self.prototypes is not None and blends_with_previous(epoch)) else None
         return {m: update_prototypes(sums[m], counts[m], previous[m] if previous else None, self.params.momentum)
                 for m in sums}
 
     def on_epoch_start(self, epoch):
         super().on_epoch_start(epoch)
-        # Official: prototypes before training and after every epoch; EMA with the old ones only when epoch > 0.
+        # Official: prototypes before training and after every epoch (see blends_with_previous).
         self.prototypes = self.compute_prototypes(epoch)
         return {}
 

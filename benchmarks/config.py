@@ -141,6 +141,22 @@ def dagr_arm(dagr: dict[str, Any]) -> str:
 EXECUTION_KEYS = ("device", "data.num_workers", "data.params.root", "data.params.cache_dir")
 
 
+def unused_keys(cfg: "RunConfig") -> list[str]:
+    """Dotted keys a run does not read, given its other settings: the regularizer's settings when it is
+    off, SGD's momentum under AdamW, the step schedule's settings under another schedule, the small
+    CNN's shape under ResNet-18."""
+    keys = []
+    if not cfg.dagr.enabled:
+        keys += [f"dagr.{key}" for key in to_dict(cfg.dagr) if key != "enabled"]
+    if cfg.optim.name != "sgd":
+        keys.append("optim.momentum")
+    if cfg.optim.scheduler != "step":
+        keys += ["optim.step_size", "optim.gamma"]
+    if cfg.model.encoder != "small_cnn":
+        keys += ["model.width", "model.stem_stride"]
+    return keys
+
+
 @dataclass(frozen=True)
 class RunConfig:
     benchmark: str = "avdigits"
@@ -171,9 +187,10 @@ class RunConfig:
         """Hash of the resolved config: equal configs share a directory, others never do.
 
         Execution settings (where the data lies, loader workers, the device) are left out, so a
-        grid moved to another machine or data folder finds and resumes its runs."""
+        grid moved to another machine or data folder finds and resumes its runs; so are the settings
+        this run never reads (:func:`unused_keys`), so changing one leaves the runs without it in place."""
         blob = to_dict(self)
-        for dotted in EXECUTION_KEYS:
+        for dotted in (*EXECUTION_KEYS, *unused_keys(self)):
             *parents, leaf = dotted.split(".")
             node = blob
             for key in parents:

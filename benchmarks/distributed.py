@@ -69,13 +69,18 @@ class Ranks:
         on every rank."""
         if not self.active:
             return
-        grads = [p.grad for p in parameters if p.grad is not None]
-        weight = torch.tensor([float(shard_size)], device=grads[0].device, dtype=grads[0].dtype)
-        flat = torch.cat([g.reshape(-1) * weight for g in grads] + [weight])
+        self.average_tensors([p.grad for p in parameters if p.grad is not None], shard_size)
+
+    def average_tensors(self, tensors: list[torch.Tensor], shard_size: int) -> None:
+        """In place, the shard-size-weighted mean over ranks of same-shaped tensors, in one all-reduce."""
+        if not self.active or not tensors:
+            return
+        weight = torch.tensor([float(shard_size)], device=tensors[0].device, dtype=tensors[0].dtype)
+        flat = torch.cat([t.reshape(-1) * weight for t in tensors] + [weight])
         dist.all_reduce(flat)
         flat = flat[:-1] / flat[-1]
-        for grad, reduced in zip(grads, flat.split([g.numel() for g in grads])):
-            grad.copy_(reduced.view_as(grad))
+        for tensor, reduced in zip(tensors, flat.split([t.numel() for t in tensors])):
+            tensor.copy_(reduced.view_as(tensor))
 
     def mean(self, values: dict[str, float]) -> dict[str, float]:
         """The mean over ranks of per-rank epoch means (every rank logs the same keys)."""

@@ -106,7 +106,7 @@ class Trainer:
         model = build_model(cfg.model, self.data.channels, self.data.num_classes)
         self.model: MultimodalModel = prepare_model(model, self.device, self.channels_last)
         self.generator = torch.Generator().manual_seed(cfg.seed)
-        setup = MethodSetup(self.data, cfg.optim.epochs, cfg.data.batch_size, self.device, self.generator)
+        setup = MethodSetup(self.data, cfg.optim.epochs, cfg.data.batch_size, self.device, self.generator, cfg.optim.lr)
         self.method: Method = method_cls(params, self.model, setup)
         self.regularizer = build_regularizer(cfg)
         self.optimizer = build_optimizer(cfg, self.model)
@@ -157,10 +157,12 @@ class Trainer:
         first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
         batches = self.data.train.batches(self.cfg.data.batch_size, shuffle=True, generator=self.generator,
                                           drop_last=len(self.data.train) > self.cfg.data.batch_size)
-        for step, batch in enumerate(batches):
+        step = torch.zeros((), dtype=torch.long, device=self.device)  # counted on the device: no host copy
+        for batch in batches:
             logs = self.train_step(self.ranks.shard(batch).to(self.device))
             bad = ~torch.isfinite(logs["objective"])
-            first_bad = torch.where(bad & (first_bad < 0), torch.tensor(step, device=self.device), first_bad)
+            first_bad = torch.where(bad & (first_bad < 0), step, first_bad)
+            step += 1
             totals.add(logs)
             self.global_step += 1
         means = self.ranks.mean(totals.means())  # one host sync per epoch
@@ -190,10 +192,12 @@ class Trainer:
         objective = sum(losses.values()) + (fixed_loss if fixed_loss is not None else 0.0)
         self.method.backward(losses, fixed_loss)
         logs = dict(self.method.process_gradients(out, batch))
+        self.ranks.average_gradients(self.model.parameters(), len(batch))  # after the method's modulation
+        logs.update(self.method.clip_gradients())  # the averaged gradient's norm (DGL)
         if geometry is not None:  # Algorithm 1: g_task (as the method made it) + g_geom, unmodulated
+            self.ranks.average_tensors(geometry.tensors(), len(batch))
             geometry.apply()
             logs.update({f"dagr/alpha/{m}": a for m, a in geometry.alphas.items()})
-        self.ranks.average_gradients(self.model.parameters(), len(batch))  # after the method's modulation
         logs.update(losses)
         if reg is not None:
             logs.update({f"dagr/{k}": v for k, v in reg.items()})

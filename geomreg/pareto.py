@@ -18,14 +18,33 @@ __all__ = ["ParetoResult", "balance_geometry", "min_norm_weights", "pareto_combi
 GradLike = Tensor | Sequence[Tensor | None]
 
 
-def _flat(g: GradLike) -> Tensor:
-    """Concatenate a tensor or list of tensors (``None`` entries skipped) into one flat vector."""
-    if isinstance(g, Tensor):
-        return g.reshape(-1)
-    parts = [x.reshape(-1) for x in g if x is not None]
-    if not parts:
-        return torch.zeros(0)
-    return torch.cat(parts)
+def _as_list(g: GradLike) -> list[Tensor | None]:
+    return [g] if isinstance(g, Tensor) else list(g)
+
+
+def _dot_terms(g1: Sequence[Tensor], g2: Sequence[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+    """Per pair of tensors: ``<a,a>``, ``<b,b>``, ``<a,b>`` as three float64 vectors. Each product is one
+    ``vdot`` in the gradients' dtype (no float64 copy of a gradient); only the scalars are float64. Equal
+    inputs give bitwise equal terms, so ``g1 == g2`` is seen exactly (zero denominator)."""
+    rows = []
+    for a, b in zip(g1, g2):
+        if a.numel() != b.numel():
+            raise ValueError(f"g1 and g2 must have the same number of elements, got {a.numel()} and {b.numel()}")
+        a, b = a.reshape(-1), b.reshape(-1)
+        rows.append(torch.stack([torch.vdot(a, a), torch.vdot(b, b), torch.vdot(a, b)]))
+    if not rows:
+        zero = torch.zeros(0, dtype=torch.float64)
+        return zero, zero, zero
+    aa, bb, ab = torch.stack(rows).double().unbind(1)
+    return aa, bb, ab
+
+
+def _min_norm_w1(v1v1: Tensor, v2v2: Tensor, v1v2: Tensor) -> Tensor:
+    """The solver's weight of g1 from the three global dot products, branch-free (``torch.where``)."""
+    denom = v1v1 + v2v2 - 2.0 * v1v2
+    closed = ((v2v2 - v1v2) / torch.where(denom > 0, denom, 1.0)).clamp(0.0, 1.0)
+    w1 = torch.where(v1v2 >= v1v1, 0.999, torch.where(v1v2 >= v2v2, 0.001, closed))
+    return torch.where(denom > 0, w1, 0.5)
 
 
 def min_norm_weights(g1: GradLike, g2: GradLike) -> tuple[Tensor, Tensor]:
@@ -36,21 +55,16 @@ def min_norm_weights(g1: GradLike, g2: GradLike) -> tuple[Tensor, Tensor]:
     form ``w1 = (||g2||² - <g1,g2>) / ||g1 - g2||²`` (strictly inside (0, 1) there). One deviation: when
     ``g1 == g2`` (zero denominator, incl. both zero) we return ``(0.5, 0.5)`` where the reference returns
     0.999; every weight is optimal then and the combination ``w1 g + (1-w1) g`` is the same vector.
-    Inputs are tensors or lists of tensors (flattened and concatenated). Returns 0-d float64 tensors.
+    Inputs are tensors or lists of tensors, paired position by position (``None`` = zeros). Returns 0-d
+    float64 tensors on the inputs' device, without a host sync.
     """
-    v1, v2 = _flat(g1).double(), _flat(g2).double()
-    if v1.shape != v2.shape:
-        raise ValueError(f"g1 and g2 must have the same number of elements, got {v1.numel()} and {v2.numel()}")
-    v1v1, v2v2, v1v2 = v1 @ v1, v2 @ v2, v1 @ v2
-    denom = v1v1 + v2v2 - 2.0 * v1v2
-    if torch.equal(v1, v2) or denom <= 0:
-        w1 = torch.tensor(0.5, dtype=torch.float64)
-    elif v1v2 >= v1v1:
-        w1 = torch.tensor(0.999, dtype=torch.float64)
-    elif v1v2 >= v2v2:
-        w1 = torch.tensor(0.001, dtype=torch.float64)
-    else:
-        w1 = ((v2v2 - v1v2) / denom).clamp(0.0, 1.0)
+    l1, l2 = _as_list(g1), _as_list(g2)
+    if len(l1) != len(l2):
+        raise ValueError(f"g1 and g2 must hold the same number of tensors, got {len(l1)} and {len(l2)}")
+    pairs = [(a if a is not None else torch.zeros_like(b), b if b is not None else torch.zeros_like(a))
+             for a, b in zip(l1, l2) if a is not None or b is not None]
+    aa, bb, ab = _dot_terms([a for a, _ in pairs], [b for _, b in pairs])
+    w1 = _min_norm_w1(aa.sum(), bb.sum(), ab.sum())
     return w1, 1.0 - w1
 
 
@@ -66,7 +80,7 @@ class ParetoResult:
 def pareto_combine(
     grads_task: Sequence[Tensor | None], grads_other: Sequence[Tensor | None], gamma: float = 1.5
 ) -> ParetoResult:
-    """MMPareto's gradient rule for one encoder (``baselines.md`` §5.1, steps 3-6).
+    """MMPareto's gradient rule for one encoder (``docs/methods.md``, MMPareto).
 
     ``cos`` = cosine of the flattened concatenations (0 if either is all-zero, like
     ``F.cosine_similarity``'s eps). ``cos > 0`` → weights (0.5, 0.5), else :func:`min_norm_weights`. Then,
@@ -76,34 +90,41 @@ def pareto_combine(
 
     ``None`` (a parameter that got no gradient from one loss) is treated as zeros of the other's shape, both
     in the cosine/weights and per tensor; if both are ``None`` the output entry is ``None``.
+
+    Vectorised and free of host syncs: three ``vdot`` per tensor (summed in float64), the weights by
+    ``torch.where``, one pass that writes ``w1 a + w2 b``, its norms by ``torch._foreach_norm`` and one
+    ``torch._foreach_mul_`` by the per-tensor scale. ``||a + b||²`` is taken as ``<a,a> + <b,b> + 2<a,b>``.
     """
     if len(grads_task) != len(grads_other):
         raise ValueError(f"gradient lists differ in length: {len(grads_task)} vs {len(grads_other)}")
-    gt: list[Tensor | None] = []
-    go: list[Tensor | None] = []
     for i, (a, b) in enumerate(zip(grads_task, grads_other)):
         if a is not None and b is not None and a.shape != b.shape:
             raise ValueError(f"gradient {i}: shapes differ, {tuple(a.shape)} vs {tuple(b.shape)}")
-        gt.append(a if a is not None else (torch.zeros_like(b) if b is not None else None))
-        go.append(b if b is not None else (torch.zeros_like(a) if a is not None else None))
+    index = [i for i, (a, b) in enumerate(zip(grads_task, grads_other)) if a is not None or b is not None]
+    ga = [grads_task[i] if grads_task[i] is not None else torch.zeros_like(grads_other[i]) for i in index]
+    gb = [grads_other[i] if grads_other[i] is not None else torch.zeros_like(grads_task[i]) for i in index]
+    out: list[Tensor | None] = [None] * len(grads_task)
+    if not index:
+        half = torch.tensor(0.5, dtype=torch.float64)
+        return ParetoResult(grads=out, weights=(half, half), cosine=torch.zeros((), dtype=torch.float64))
 
-    v1, v2 = _flat(gt).double(), _flat(go).double()
-    n1, n2 = v1.norm(), v2.norm()
-    cosine = (v1 @ v2) / (n1 * n2) if n1 > 0 and n2 > 0 else torch.zeros((), dtype=torch.float64)
-    if cosine > 0:
-        w1 = w2 = torch.tensor(0.5, dtype=torch.float64)
-    else:
-        w1, w2 = min_norm_weights(v1, v2)
+    aa, bb, ab = _dot_terms(ga, gb)
+    n1, n2, d = aa.sum(), bb.sum(), ab.sum()
+    both = (n1 > 0) & (n2 > 0)
+    cosine = torch.where(both, d / torch.where(both, n1 * n2, 1.0).sqrt(), 0.0)
+    w1 = torch.where(cosine > 0, 0.5, _min_norm_w1(n1, n2, d))
+    w2 = 1.0 - w1
 
-    out: list[Tensor | None] = []
-    for a, b in zip(gt, go):
-        if a is None or b is None:
-            out.append(None)
-            continue
-        new = 2.0 * (w1.item() * a + w2.item() * b)
-        new_norm = new.norm()
-        r = ((a + b).norm() / new_norm).item() if new_norm > 0 else 1.0
-        out.append(gamma * max(r, 1.0) * new)
+    dtype = ga[0].dtype
+    w1_local = w1.to(dtype)
+    mixed = [torch.lerp(b, a, w1_local) for a, b in zip(ga, gb)]  # w1 a + w2 b = g̃ / 2
+    half_norm = torch.stack(torch._foreach_norm(mixed)).double()
+    plain = (aa + bb + 2.0 * ab).clamp_min(0.0).sqrt()  # ||a + b|| per tensor
+    # gamma · max(r, 1) · g̃ = gamma · max(||a + b|| / ||g̃/2||, 2) · (g̃ / 2); r = 1 where g̃ = 0
+    scale = gamma * torch.where(half_norm > 0, plain / torch.where(half_norm > 0, half_norm, 1.0), 0.0).clamp_min(2.0)
+    torch._foreach_mul_(mixed, list(scale.to(dtype).unbind()))
+    for i, g in zip(index, mixed):
+        out[i] = g
     return ParetoResult(grads=out, weights=(w1, w2), cosine=cosine)
 
 

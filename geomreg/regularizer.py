@@ -50,6 +50,10 @@ class GeometryGradients:
     grads: dict[str, list[Tensor | None]]
     alphas: dict[str, Tensor]
 
+    def tensors(self) -> list[Tensor]:
+        """Every gradient tensor held (e.g. to average them across processes before :meth:`apply`)."""
+        return [g for grads in self.grads.values() for g in grads if g is not None]
+
     def apply(self) -> None:
         for name, params in self.params.items():
             for p, g in zip(params, self.grads[name]):

@@ -61,6 +61,32 @@ def test_resolution_fills_every_default(debug_raw):
     assert resolve_run(debug_raw).run_id() != cfg.run_id()
 
 
+def test_run_id_ignores_settings_the_run_does_not_read(debug_raw):
+    def run_id(**changes):
+        raw = copy.deepcopy(debug_raw)
+        for dotted, value in changes.items():
+            node = raw
+            *parents, leaf = dotted.split("__")
+            for key in parents:
+                node = node.setdefault(key, {})
+            node[leaf] = value
+        return resolve_run(raw).run_id()
+
+    base = run_id()
+    # regularizer off: none of its other settings counts (whatever keys the block has)
+    assert run_id(dagr__tau=0.9) == run_id(dagr__t=3.0) == base
+    assert run_id(dagr__enabled=True, dagr__tau=0.9) != run_id(dagr__enabled=True) != base
+    # the scheduler is "none" here: StepLR's settings are unused; under "step" they count
+    assert run_id(optim__step_size=5, optim__gamma=0.5) == base
+    assert run_id(optim__scheduler="step", optim__step_size=5) != run_id(optim__scheduler="step")
+    # SGD's momentum counts for SGD only
+    assert run_id(optim__momentum=0.5) != base
+    assert run_id(optim__name="adamw", optim__momentum=0.5) == run_id(optim__name="adamw")
+    # the small CNN's shape counts for the small CNN only
+    assert run_id(model__width=8) != base
+    assert run_id(model__encoder="resnet18", model__width=8) == run_id(model__encoder="resnet18")
+
+
 def test_unimodal_reference_rejects_dagr(debug_raw):
     debug_raw["method"] = {"name": "unimodal", "params": {"modality": "audio"}}
     debug_raw["dagr"] = {"enabled": True}

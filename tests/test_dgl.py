@@ -7,6 +7,7 @@ import torch
 import baselines.dgl  # noqa: F401  (registers the method)
 from baselines.dgl import dgl_losses, dgl_unimodal_logits
 from benchmarks.config import resolve_run
+from benchmarks.distributed import Ranks
 from benchmarks.models.fusion import ConcatFusion
 from benchmarks.runner import run_dir_for
 from benchmarks.trainer import Trainer
@@ -91,9 +92,30 @@ def test_clipping_is_applied(debug_raw, tmp_path):
     batch = next(trainer.data.train.batches(16))
     out = trainer.model(batch.inputs)
     trainer.method.backward(trainer.method.losses(out, batch), None)
-    logs = trainer.method.process_gradients(out, batch)
+    assert trainer.method.process_gradients(out, batch) == {}
+    logs = trainer.method.clip_gradients()
     norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in trainer.model.parameters()]))
     assert logs["dgl/grad_norm"].item() > 1e-3
+    assert norm.item() == pytest.approx(1e-3, rel=1e-3)
+
+
+class DoublingRanks(Ranks):
+    """A rank whose all-reduce returns twice its own gradient (the other ranks' shards pulled harder)."""
+
+    def average_gradients(self, parameters, shard_size):
+        for p in parameters:
+            if p.grad is not None:
+                p.grad.mul_(2)
+
+
+def test_clipping_follows_the_all_reduce(debug_raw, tmp_path):
+    """Under torchrun the clip must see the averaged gradient: its norm ends at max_norm exactly. Clipping
+    each shard before the all-reduce would leave 2 · max_norm here."""
+    trainer = make_trainer(debug_raw, tmp_path, {"grad_clip_norm": 1e-3})
+    trainer.ranks = DoublingRanks()
+    trainer.optimizer.step = lambda: None  # keep the gradients as the step would see them
+    trainer.train_step(next(trainer.data.train.batches(16)))
+    norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in trainer.model.parameters()]))
     assert norm.item() == pytest.approx(1e-3, rel=1e-3)
 
 

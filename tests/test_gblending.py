@@ -1,15 +1,20 @@
 """G-Blending: the weight formula by hand, the estimation's isolation (no test data, model untouched), training."""
 from dataclasses import replace
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 import baselines.gblending  # noqa: F401  (registers "gblending")
 from baselines import METHODS, MethodSetup
 from baselines.gblending import GBlending, GBlendingParams, blend_weights
 from benchmarks.config import resolve_run
+from benchmarks.data import DatasetSplits
 from benchmarks.data.core import TensorSplit
+from benchmarks.models import MultimodalModel
 from benchmarks.runner import run_dir_for
 from benchmarks.strict import ConfigError
 from benchmarks.trainer import Trainer
@@ -64,6 +69,7 @@ def test_params_and_schedule():
 
     class S:  # only what __init__ reads
         epochs = 100
+        lr = 0.002
 
     class M:
         modalities = ("audio", "visual")
@@ -74,6 +80,10 @@ def test_params_and_schedule():
     offline = GBlending(GBlendingParams(mode="offline", estimation_epochs=3), M(), S())
     assert [e for e in range(35) if offline.is_estimation_epoch(e)] == [0] and offline.n_estimation == 3
     assert online.weights == pytest.approx({"fused": 1 / 3, "audio": 1 / 3, "visual": 1 / 3})
+    assert online.estimation_lr == 0.002  # the run's lr unless set
+    assert GBlending(GBlendingParams(estimation_lr=0.05), M(), S()).estimation_lr == 0.05
+    with pytest.raises(ConfigError):
+        GBlendingParams(estimation_lr=0.0)
 
 
 @pytest.fixture
@@ -98,14 +108,17 @@ def test_estimation_uses_train_and_val_only_and_leaves_the_model_alone(trainer):
     nan_test = TensorSplit({m: torch.full_like(x, float("nan")) for m, x in test.inputs.items()}, test.labels)
     before = {k: v.clone() for k, v in t.model.state_dict().items()}
     for split in (nan_test, Untouchable(nan_test.inputs, nan_test.labels)):
-        setup = MethodSetup(replace(t.data, test=split), 2, 16, torch.device("cpu"), torch.Generator().manual_seed(0))
-        method = GBlending(GBlendingParams(), t.model, setup)
+        setup = MethodSetup(replace(t.data, test=split), 20, 16, torch.device("cpu"), torch.Generator().manual_seed(0),
+                            lr=0.05)
+        method = GBlending(GBlendingParams(estimation_epochs=1), t.model, setup)
+        assert method.super_epoch == 2
         logs = method.on_epoch_start(0)
         w = [logs[f"gblend/w_{k}"] for k in ("fused", "audio", "visual")]
         assert all(isinstance(x, float) and 0 < x < 1 for x in w) and sum(w) == pytest.approx(1.0)
         assert logs["gblend/estimate_s"] > 0
         assert method.weights == pytest.approx(dict(zip(("fused", "audio", "visual"), w)))
-        assert "gblend/estimate_s" not in method.on_epoch_start(1) or method.super_epoch == 1
+        between = method.on_epoch_start(1)  # inside the super-epoch: no estimation, same weights
+        assert "gblend/estimate_s" not in between and method.weights == pytest.approx(dict(zip(method.heads, w)))
     after = t.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert all(p.grad is None for p in t.model.parameters())
@@ -138,3 +151,50 @@ def test_two_training_steps_give_finite_gradients(trainer, dagr):
         assert torch.isfinite(logs["objective"])
     for n, p in t.model.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), n
+
+
+class Feature(nn.Module):
+    """A parameter-free 1-d "encoder": the input is the embedding."""
+
+    out_dim = 1
+
+    def forward(self, x):
+        return x
+
+
+def softplus(x: float) -> float:
+    return math.log1p(math.exp(x))
+
+
+def test_probe_delta_g_and_delta_o_on_a_hand_built_case():
+    """Identity encoders, zero-initialised linear heads, 2 classes, one full-batch SGD step (lr 1; momentum
+    and weight decay do nothing on a first step from zero). From logits 0, grad W = mean_i (½ - onehot_i) x_i
+    and grad b = 0 (balanced labels), so after the step the margin logit_0 - logit_1 is m = a for the audio
+    head, m = v / 2 for the visual head and m = a + v / 2 for the fused head; CE(y=0) = log(1 + e^-m),
+    CE(y=1) = log(1 + e^m). Train and validation differ, so the V losses show that V is the val split."""
+    train = TensorSplit({"audio": torch.tensor([[1.0], [-1.0]]), "visual": torch.tensor([[1.0], [0.0]])},
+                        torch.tensor([0, 1]))
+    val = TensorSplit({"audio": torch.tensor([[2.0], [-1.0]]), "visual": torch.tensor([[0.0], [2.0]])},
+                      torch.tensor([0, 1]))
+    data = DatasetSplits(train, val, Untouchable(val.inputs, val.labels), 2, ("a", "b"), {"audio": 1, "visual": 1})
+    model = MultimodalModel({"audio": Feature(), "visual": Feature()}, "concat", 2, separate_heads=True)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+    setup = MethodSetup(data, 10, 2, torch.device("cpu"), torch.Generator().manual_seed(0), lr=1.0)
+    method = GBlending(GBlendingParams(mode="offline", estimation_epochs=1), model, setup)  # lr: the run's
+    log2, sp = math.log(2), softplus
+    expected = {  # (train_start, train_end, val_start, val_end)
+        "audio": (log2, sp(-1), log2, (sp(-2) + sp(-1)) / 2),
+        "visual": (log2, (sp(-0.5) + log2) / 2, log2, (log2 + sp(1)) / 2),
+        "fused": (log2, (sp(-1.5) + sp(-1)) / 2, log2, (sp(-2) + log2) / 2),
+    }
+    logs = method.on_epoch_start(0)
+    for head, (t0, t1, v0, v1) in expected.items():
+        assert logs[f"gblend/dG_{head}"] == pytest.approx(v0 - v1, abs=1e-6)
+        assert logs[f"gblend/dO_{head}"] == pytest.approx((v1 - t1) - (v0 - t0), abs=1e-6)
+    assert all(torch.all(p == 0) for p in model.parameters())  # the probes trained copies
+    # the run's lr is the default; a set estimation_lr wins over it
+    slow = GBlending(GBlendingParams(estimation_epochs=1, estimation_lr=1.0), model,
+                     replace(setup, lr=0.001))._probe("audio")
+    assert slow == pytest.approx(expected["audio"], abs=1e-6)

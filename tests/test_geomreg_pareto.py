@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from geomreg.pareto import ParetoResult, min_norm_weights, pareto_combine
+from pareto_reference import official_rule
 
 
 def T(*xs: float) -> torch.Tensor:
@@ -89,3 +90,22 @@ def test_combine_errors_and_dtype() -> None:
         pareto_combine([T(1, 0)], [T(1)])
     res = pareto_combine([torch.tensor([1.0, 0.0])], [torch.tensor([-0.5, 1.0])])
     assert res.grads[0].dtype == torch.float32
+
+
+@pytest.mark.parametrize("conflict", [False, True])
+def test_combine_matches_the_plain_float64_rule_on_encoder_like_lists(conflict) -> None:
+    """Float32 tensors of conv-like shapes and very different norms: the vectorised result equals the plain
+    float64 rule to float precision, with and without a conflict."""
+    gen = torch.Generator().manual_seed(3)
+    shapes = [(64, 3, 7, 7), (64,), (64,), (128, 64, 3, 3), (128,), (10, 128)]
+    scales = [10.0 ** (i % 3 - 1) for i in range(len(shapes))]
+    task = [torch.randn(s, generator=gen) * c for s, c in zip(shapes, scales)]
+    other = [(-3.0 if conflict else 0.5) * t + torch.randn(t.shape, generator=gen) * c for t, c in zip(task, scales)]
+    res = pareto_combine(task, other, gamma=1.5)
+    expected, w1, cos = official_rule(task, other, 1.5)
+    assert (cos < 0) == conflict and (w1 != 0.5) == conflict
+    assert res.cosine.item() == pytest.approx(cos, rel=1e-5)
+    assert res.weights[0].item() == pytest.approx(w1, rel=1e-5)
+    for got, want in zip(res.grads, expected):
+        assert got.dtype == torch.float32
+        torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-5 * want.abs().max().item())

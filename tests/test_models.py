@@ -39,8 +39,6 @@ def test_resnet18_audio_has_one_input_channel_and_512_outputs():
     assert enc.body[0].in_channels == 1
     assert enc(torch.randn(2, 1, 64, 48)).shape == (2, 512)
     assert ResNet18Encoder(in_channels=3)(torch.randn(2, 3, 3, 32, 32)).shape == (2, 512)
-    bns = [m for m in enc.modules() if isinstance(m, nn.BatchNorm2d)]
-    assert all(torch.all(m.weight == 1) and torch.all(m.bias == 0) for m in bns)  # OGM-GE init
 
 
 def test_forward_returns_typed_output_and_separate_heads_are_independent():
@@ -55,3 +53,23 @@ def test_forward_returns_typed_output_and_separate_heads_are_independent():
     head_ids = {id(p) for p in model.head_parameters()}
     enc_ids = {id(p) for m in model.modalities for p in model.encoder_parameters(m)}
     assert head_ids.isdisjoint(enc_ids) and head_ids | enc_ids == {id(p) for p in model.parameters()}
+
+
+def test_builder_initialises_heads_and_encoders_like_the_originals():
+    """OGM-GE/PMR/DGL apply weight_init to the whole model: Xavier-normal linear layers with zero bias
+    (PyTorch's default would draw the bias from U(±1/sqrt(fan_in)) and the weight with std
+    1/sqrt(3·fan_in)), Kaiming-normal (fan_out) convolutions, norm layers 1/0."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(encoder="resnet18", unimodal_heads="separate")
+    model = build_model(cfg, {"audio": 1, "visual": 3}, 6)
+    linears = [model.fusion.fc, *model.unimodal_heads.fc.values()]
+    for fc in linears:
+        assert torch.all(fc.bias == 0)
+        fan_out, fan_in = fc.weight.shape
+        xavier, default = (2 / (fan_in + fan_out)) ** 0.5, (3 * fan_in) ** -0.5
+        assert abs(fc.weight.std().item() - xavier) < 0.1 * xavier < abs(xavier - default)
+    conv = model.encoders["audio"].body[4][0].conv1  # layer1's first 3×3 conv, 64 → 64 channels
+    kaiming = (2 / (64 * 9)) ** 0.5  # fan_out = 64 · 3 · 3
+    assert abs(conv.weight.std().item() - kaiming) < 0.05 * kaiming
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert bns and all(torch.all(m.weight == 1) and torch.all(m.bias == 0) for m in bns)

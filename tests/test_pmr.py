@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 
 import baselines.pmr  # noqa: F401  (registers the method)
-from baselines.pmr import (class_sums, pmr_coefficients, prototype_entropy, prototype_logits, update_prototypes)
+from baselines.pmr import (class_sums, pmr_coefficients, prototype_batches, prototype_entropy, prototype_logits,
+                           update_prototypes)
 from benchmarks.config import resolve_run
 from benchmarks.runner import run_dir_for
 from benchmarks.trainer import Trainer
@@ -64,23 +65,64 @@ def test_pce_for_two_points_by_hand_and_finite_gradient_at_a_prototype():
     assert h.item() == pytest.approx(math.log(4))
 
 
-def test_epoch_start_builds_prototypes_from_the_first_tenth_of_shuffled_batches(debug_raw, tmp_path):
-    trainer = make_trainer(debug_raw, tmp_path)  # 160 train samples / 16 = 10 batches → 1 batch
-    state = trainer.generator.get_state()
+def pass_means(trainer, gen, n_batches, batch_size, previous=None):
+    """The prototype pass by hand: class means (masks) over the first ``n_batches`` shuffled batches; an
+    empty class keeps ``previous`` (zeros without one)."""
+    batches = trainer.data.train.batches(batch_size, shuffle=True, generator=gen)
+    chosen = [next(batches) for _ in range(n_batches)]
+    labels = torch.cat([b.labels for b in chosen])
+    was_training = trainer.model.training
+    trainer.model.eval()
+    with torch.no_grad():
+        emb = [trainer.model.encode(b.inputs) for b in chosen]
+    trainer.model.train(was_training)
+    out = {}
+    for m in ("audio", "visual"):
+        e = torch.cat([x[m] for x in emb])
+        old = previous[m] if previous is not None else torch.zeros(4, e.shape[1])
+        out[m] = torch.stack([e[labels == k].mean(0) if (labels == k).any() else old[k] for k in range(4)])
+    return out
+
+
+def test_prototype_batches_are_the_floor_of_a_tenth():
+    assert [prototype_batches(n, 0.1) for n in (1, 9, 10, 15, 18, 19, 20, 105)] == [1, 1, 1, 1, 1, 1, 2, 10]
+
+
+@pytest.mark.parametrize("batch_size, n_batches", [(16, 1), (8, 1)])
+def test_epoch_start_builds_prototypes_from_the_first_tenth_of_shuffled_batches(debug_raw, tmp_path, batch_size,
+                                                                                n_batches):
+    """144 training samples: batch 16 → 9 batches, floor(0.9) → at least 1; batch 8 → 18 batches: the
+    official len(loader)//10 = 1 where ceil(1.8) would take 2."""
+    trainer = make_trainer(debug_raw, tmp_path, batch_size=batch_size)
+    assert math.ceil(len(trainer.data.train) / batch_size) in (9, 18)
+    gen = torch.Generator()
+    gen.set_state(trainer.generator.get_state())
     trainer.model.train()
     trainer.method.on_epoch_start(0)
     assert trainer.model.training
-    gen = torch.Generator().manual_seed(0)
-    gen.set_state(state)
-    batch = next(trainer.data.train.batches(16, shuffle=True, generator=gen))
-    trainer.model.eval()
-    with torch.no_grad():
-        emb = trainer.model.encode(batch.inputs)
+    expected = pass_means(trainer, gen, n_batches, batch_size)
     for m in ("audio", "visual"):
-        expected = torch.stack([emb[m][batch.labels == k].mean(0) if (batch.labels == k).any()
-                                else torch.zeros(emb[m].shape[1]) for k in range(4)])
-        torch.testing.assert_close(trainer.method.prototypes[m], expected)
-    assert torch.equal(trainer.generator.get_state(), gen.get_state())
+        torch.testing.assert_close(trainer.method.prototypes[m], expected[m])
+    assert torch.equal(trainer.generator.get_state(), gen.get_state())  # exactly one shuffle drawn per pass
+
+
+def test_momentum_blends_from_the_third_prototype_pass_on(debug_raw, tmp_path):
+    """Official: prototypes before training (epoch 0) and after each epoch e, blended only for e > 0; here
+    computed at the start of epoch e + 1, so epochs 0 and 1 take the plain means and epoch 2 blends."""
+    mu = 0.25
+    trainer = make_trainer(debug_raw, tmp_path, {"momentum": mu}, batch_size=8)
+    gen = torch.Generator()
+    gen.set_state(trainer.generator.get_state())
+    trainer.method.on_epoch_start(0)
+    torch.testing.assert_close(trainer.method.prototypes, pass_means(trainer, gen, 1, 8))
+    trainer.method.on_epoch_start(1)
+    first = pass_means(trainer, gen, 1, 8)
+    torch.testing.assert_close(trainer.method.prototypes, first)  # not blended with epoch 0's
+    trainer.method.on_epoch_start(2)
+    means = pass_means(trainer, gen, 1, 8, previous=first)
+    blended = {m: (1 - mu) * means[m] + mu * first[m] for m in means}
+    torch.testing.assert_close(trainer.method.prototypes, blended)
+    assert not torch.allclose(blended["audio"], means["audio"])  # the passes differ, so the blend shows
 
 
 def test_empty_classes_in_the_prototype_batches_give_no_nan(debug_raw, tmp_path):

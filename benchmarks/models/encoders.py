@@ -7,19 +7,6 @@ from torch import Tensor, nn
 from torchvision.models import resnet18
 
 
-def init_like_ogm_ge(module: nn.Module) -> None:
-    """The field's initialisation (OGM-GE/PMR ``weight_init``): Kaiming conv, Xavier linear, BN 1/0."""
-    for m in module.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(m, nn.Linear):
-            nn.init.xavier_normal_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-
-
 def as_image_batch(x: Tensor, in_channels: int) -> tuple[Tensor, int]:
     """Fold frames into the batch: (B,H,W) | (B,C,H,W) | (B,T,C,H,W) → (B·T,C,H,W), T."""
     if x.dim() == 3:
@@ -56,7 +43,6 @@ class ResNet18Encoder(nn.Module):
         self.body = nn.Sequential(
             net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4
         )
-        init_like_ogm_ge(self)
 
     def forward(self, x: Tensor) -> Tensor:
         x, frames = as_image_batch(x, self.in_channels)
@@ -80,7 +66,6 @@ class SmallCNNEncoder(nn.Module):
             _conv_block(c1, c2), nn.MaxPool2d(2),
             _conv_block(c2, width),
         )
-        init_like_ogm_ge(self)
 
     def forward(self, x: Tensor) -> Tensor:
         x, frames = as_image_batch(x, self.in_channels)

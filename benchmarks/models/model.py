@@ -55,9 +55,25 @@ class MultimodalModel(nn.Module):
             yield from self.unimodal_heads.parameters()
 
 
+def init_like_originals(model: nn.Module) -> None:
+    """OGM-GE's, PMR's and DGL's ``model.apply(weight_init)``, over the whole model (encoders and heads):
+    Kaiming-normal convolutions (fan_out, ReLU), Xavier-normal linear layers with zero bias, norm layers 1/0."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.Linear):
+            nn.init.xavier_normal_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
 def build_model(model_cfg, modalities: Mapping[str, int], num_classes: int) -> MultimodalModel:
     """``modalities`` maps each modality the model uses to its input channel count."""
     encoders = {m: build_encoder(model_cfg.encoder, ch, model_cfg.width, model_cfg.stem_stride)
                 for m, ch in modalities.items()}
-    return MultimodalModel(encoders, model_cfg.fusion, num_classes,
-                           separate_heads=model_cfg.unimodal_heads == "separate")
+    model = MultimodalModel(encoders, model_cfg.fusion, num_classes,
+                            separate_heads=model_cfg.unimodal_heads == "separate")
+    init_like_originals(model)
+    return model
