@@ -89,7 +89,6 @@ class MMPareto(Method):
     title = "MMPareto"
     Params = MMParetoParams
     unimodal_heads = "separate"
-    supports_dagr_pareto = False  # DAGR already enters its Pareto combination on the unimodal side
     dagr_rule = ("added to each unimodal loss: per encoder g_u = grad(CE_m + DAGR) enters the Pareto combination "
                  "with g_mm = grad(CE_fused); heads get the plain summed gradient")
 

@@ -43,7 +43,7 @@ def test_arm_table_and_paper_comparison(tmp_path):
     # 3 ± 12.706205 * sqrt(2) / sqrt(2); DAGR: differences 5, 5, a zero-width interval
     assert "| DGL | dispersion only | 50.00 ± 0.00 | +0.00 [+0.00, +0.00] within noise | 40.00 ± 0.00 " \
            "| +0.00 [+0.00, +0.00] within noise | 73.00 ± 2.83 | +3.00 [-9.71, +15.71] within noise |" in text
-    assert "| DGL | DAGR (dispersion + anchoring) | 50.00 ± 0.00 | +0.00 [+0.00, +0.00] within noise " \
+    assert "| DGL | DAGR (Pareto-balanced) | 50.00 ± 0.00 | +0.00 [+0.00, +0.00] within noise " \
            "| 40.00 ± 0.00 | +0.00 [+0.00, +0.00] within noise | 75.00 ± 1.41 | +5.00 [+5.00, +5.00] better |" in text
     assert "| DGL | anchoring only | – | – | – | – | – | – |" in text
     # sign-flip p of (2, 4): |±2±4| >= 6 in 2 of 4 patterns; ties counted
@@ -74,7 +74,7 @@ def test_against_a_reference_method_pairs_by_seed_within_each_arm(tmp_path):
     # DAGR: 70-71, 70-73 -> -1, -3 (sd 1.4142, ± 12.706205)
     assert "| Joint training | no regularizer | +0.00 [+0.00, +0.00] within noise | +0.00 [+0.00, +0.00] within " \
            "noise | -1.50 [-7.85, +4.85] within noise |" in text
-    assert "| Joint training | DAGR (dispersion + anchoring) | +0.00 [+0.00, +0.00] within noise " \
+    assert "| Joint training | DAGR (Pareto-balanced) | +0.00 [+0.00, +0.00] within noise " \
            "| +0.00 [+0.00, +0.00] within noise | -2.00 [-14.71, +10.71] within noise |" in text
     # sign-flip p of (-2, -1): |±2±1| >= 3 in 2 of 4 patterns
     assert "| Joint training | − DGL (both no regularizer) | Multi | 2 | -1.50 [-7.85, +4.85] within noise " \
@@ -110,7 +110,7 @@ def test_sweep_grid_gets_the_validation_choice(tmp_path):
     # tau 1.0 (85, 84) -> -10, -10
     assert "| 0.5 | 2 | 93.50 ± 4.95 | -1.00 [-51.82, +49.82] within noise |" in text
     assert "| 1.0 | 2 | 84.50 ± 0.71 | -10.00 [-10.00, -10.00] worse |" in text
-    assert "- Joint training, DAGR (dispersion + anchoring): chosen dagr.tau = 0.25; 1 of 2 other points are within " \
+    assert "- Joint training, DAGR (Pareto-balanced): chosen dagr.tau = 0.25; 1 of 2 other points are within " \
            "noise of it on validation: the choice is not distinguishable from them." in text
     per_seed = pd.read_csv(tmp_path / "per_seed.csv")
     assert list(per_seed["dagr.tau"]) == [0.5, 0.5, 0.25, 0.25, 1.0, 1.0]
