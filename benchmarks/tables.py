@@ -19,6 +19,7 @@ from tabulate import tabulate
 from baselines import METHODS
 
 from .config import ARM_TITLES, dagr_arm
+from .data.fingerprint import fingerprint_lines
 from .paper import PaperTable, comparison_table, mean_std
 from .records import RunDir, atomic_write_text
 from .selection import select_epoch
@@ -174,6 +175,7 @@ def header(records: list[dict[str, Any]], failed: list[dict[str, Any]], missing:
             "- cells: mean ± sample standard deviation (ddof=1) over seeds, in %; Δ = difference of means "
             "(with the regularizer − without)",
             f"- runs: {len(records)} finished, {len(failed)} failed; code commit(s): {', '.join(commits)}",
+            *fingerprint_lines([r["final"].get("data") for r in records]),  # datasets read from disk
         ]
     else:
         lines.append("- no finished runs yet: our cells read –, the published numbers are filled in")
