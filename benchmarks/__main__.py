@@ -180,6 +180,7 @@ def dataset_params(dataset, overrides: list[str], **folders: str | None) -> obje
 def cmd_prepare(args) -> int:
     from .data import get_dataset
     from .data.cache import prepare
+    from .data.check import SHOWN
 
     dataset = get_dataset(args.dataset)
     given = {item.partition("=")[0].strip() for item in args.overrides} & {"root", "cache_dir"}
@@ -191,8 +192,11 @@ def cmd_prepare(args) -> int:
     print(f"prepared {len(cache.index['clips'])} clips in {cache.path}"
           + (f"; {left_out} listed clips left out (missing or unreadable)" if left_out else "")
           + (f"; {warned} clips used with a warning" if warned else "")
-          + (f"; every one by name in {cache.problems_log}, and `data-check` summarises them"
-             if left_out or warned else ""))
+          + (f"; all of them in {cache.problems_log}" if left_out or warned else ""))
+    problems = ([f"  left out {clip}: {why}" for clip, why in cache.skipped.items()]
+                + [f"  warning {clip}: {'; '.join(notes)}" for clip, notes in cache.warnings.items()])
+    print("\n".join(problems[:SHOWN] + ([f"  ... and {len(problems) - SHOWN} more"] if len(problems) > SHOWN else [])),
+          end="\n" if problems else "")
     return errors.OK
 
 

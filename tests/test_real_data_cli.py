@@ -168,10 +168,11 @@ def test_a_partial_copy_prints_a_count_and_the_first_few_and_logs_all(tmp_path, 
     out = tmp_path / "out"
     data = sets(f"split_dir={split_dir}", f"frame_size={SMALL}")
     assert main(["prepare", "cremad", "--raw", str(root), "--out", str(out), *data]) == errors.OK
-    printed = capsys.readouterr().out
-    assert len(printed.strip().splitlines()) == 1 and "14 listed clips left out" in printed
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert "14 listed clips left out" in printed[0] and len(printed) == 12  # the first 10 and a count
+    assert printed[-1] == "  ... and 4 more" and sum(wav.stem in "".join(printed) for wav in wavs) == 10
     log = next(out.iterdir()) / "problems.txt"
-    assert str(log) in printed and len(log.read_text().splitlines()) == 14
+    assert str(log) in printed[0] and len(log.read_text().splitlines()) == 14
     assert main(["data-check", "cremad", "--root", str(root), "--set", f"cache_dir={out}", *data]) == 1
     report = capsys.readouterr().out
     assert f"14 listed clips missing or unreadable (left out); the first 10 here, all in {log}" in report

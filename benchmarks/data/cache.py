@@ -256,8 +256,11 @@ class CachePlan:
 
     @classmethod
     def make(cls, dataset, root: Path, params: DiskParams) -> "CachePlan":
-        reject_cache_as_root(dataset, root)
-        layout = resolve_layout(dataset.layouts, root, params.layout, dataset.title)
+        try:
+            layout = resolve_layout(dataset.layouts, root, params.layout, dataset.title)
+        except FileNotFoundError:
+            reject_cache_as_root(dataset, root)
+            raise
         return cls(dataset, params, root, layout, dataset.clip_list(params))
 
     @property
@@ -272,7 +275,8 @@ class CachePlan:
 
 
 def reject_cache_as_root(dataset, root: Path) -> None:
-    """A prepared cache given where the dataset folder belongs gets a message saying how to point at it."""
+    """A prepared cache given where the dataset folder belongs (it matches no layout) gets a message
+    saying how to point at it."""
     if (root / INDEX).is_file():
         cache_dir = root.parent
     elif root.is_dir() and any((child / INDEX).is_file() for child in root.iterdir() if child.is_dir()):

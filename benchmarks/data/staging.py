@@ -64,7 +64,8 @@ def remove_stale_temps(folder: Path) -> list[Path]:
     stale = [p for p in folder.iterdir() if TEMP_NAME.match(p.name) and p.is_dir() and not in_use(p)]
     for path in stale:
         shutil.rmtree(path, ignore_errors=True)
-        print(f"removed {path}, the partial folder of an interrupted prepare", file=sys.stderr)
+        if not path.exists():  # a read-only cache folder keeps it, and says nothing
+            print(f"removed {path}, the partial folder of an interrupted prepare", file=sys.stderr)
     return stale
 
 
@@ -72,7 +73,10 @@ def in_use(temp: Path) -> bool:
     try:
         fd = os.open(temp / LOCK, os.O_RDONLY)
     except FileNotFoundError:
-        return time.time() - temp.stat().st_mtime < UNLOCKED_GRACE_S
+        try:
+            return time.time() - temp.stat().st_mtime < UNLOCKED_GRACE_S
+        except FileNotFoundError:
+            return True  # removed meanwhile by another prepare: nothing to do
     except OSError:
         return True  # cannot tell: leave it
     try:
