@@ -191,6 +191,7 @@ def test_a_cache_given_as_the_root_says_how_to_point_at_it(tmp_path, capsys):
 
 
 # --- 3 and 9: the data a run saw, and incomplete copies -------------------------------------------
+@pytest.mark.filterwarnings("ignore:CREMA-D. 3 listed clips")
 def test_runs_record_their_data_and_a_partial_copy_is_another_run_marked_in_the_table(tmp_path, capsys):
     root, split_dir = cremad_tree(tmp_path, clips_per_class=2)
     grid = [TABLE1, "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "results"), "--no-progress",

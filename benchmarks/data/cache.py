@@ -30,7 +30,7 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from functools import partial
+from functools import cached_property, lru_cache, partial
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -83,6 +83,7 @@ class ClipList:
     splits: tuple[str, ...]
     class_names: tuple[str, ...]
 
+    @cached_property
     def digest(self) -> str:
         blob = json.dumps([self.clips, self.labels, self.splits, self.class_names]).encode()
         return hashlib.sha1(blob).hexdigest()
@@ -261,17 +262,30 @@ class CachePlan:
         except FileNotFoundError:
             reject_cache_as_root(dataset, root)
             raise
-        return cls(dataset, params, root, layout, dataset.clip_list(params))
+        return cls(dataset, params, root, layout, clip_list(dataset, params))
 
     @property
     def key(self) -> str:
         blob = {"version": CACHE_VERSION, "dataset": self.dataset.name, "layout": self.layout.name,
-                "preprocessing": self.dataset.preprocessing(self.params), "clips": self.clips.digest()}
+                "preprocessing": self.dataset.preprocessing(self.params), "clips": self.clips.digest}
         return hashlib.sha1(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:12]
 
     @property
     def folder_name(self) -> str:
         return f"{self.dataset.name}-{self.layout.name}-{self.key}"
+
+
+def clip_list(dataset, p: DiskParams) -> ClipList:
+    """The dataset's split lists, parsed once per process while their files are unchanged (a grid
+    names every run directory after the cache, whose name depends on them)."""
+    folder = split_folder(dataset, p)
+    files = sorted(folder.iterdir()) if folder.is_dir() else []
+    return parsed_clip_list(dataset, p, tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files))
+
+
+@lru_cache(maxsize=8)
+def parsed_clip_list(dataset, p: DiskParams, stamp: tuple) -> ClipList:
+    return dataset.clip_list(p)
 
 
 def reject_cache_as_root(dataset, root: Path) -> None:
@@ -349,7 +363,7 @@ def write_cache(folder: Path, plan: CachePlan, scan: SourceScan, workers: int | 
         "class_names": list(clips.class_names), "clips": list(used.clips), "splits": list(used.splits),
         "skipped": dict(sorted(skipped.items())), "warnings": dict(sorted(notes.items())), "listed": listed,
         "audio_shape": list(dataset.audio_shape(p)), "frame_size": p.frame_size, "sources": scan.digest,
-        "fingerprint": data_fingerprint(plan.key, used.digest(), used.splits, listed),
+        "fingerprint": data_fingerprint(plan.key, used.digest, used.splits, listed),
     }
     (folder / INDEX).write_text(json.dumps(index, indent=1))
     (folder / PROBLEMS).write_text("".join(f"left out {clip}: {why}\n" for clip, why in index["skipped"].items())
