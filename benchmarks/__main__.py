@@ -1,4 +1,9 @@
-"""Command line: ``python -m benchmarks {reproduce,grid,tables,list,prepare,data-check} ...``."""
+"""Command line: ``python -m benchmarks {reproduce,grid,tables,list,prepare,data-check} ...``.
+
+Exit codes (benchmarks.errors): 0 done; 1 the data cannot reproduce the tables; 2 usage or
+configuration error; 3 runs of the grid failed; 4 a folder or file cannot be read or written;
+130 interrupted.
+"""
 from __future__ import annotations
 
 import sys
@@ -13,11 +18,15 @@ import re
 import time
 from pathlib import Path
 
+from . import errors
 from .strict import ConfigError
+
+DISK_DATASETS = ("cremad", "kinetics_sounds")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--numerics", choices=("portable", "native"),
                         help="CPU numerics: portable (default; the same bits on every x86-64 machine with "
                              "AVX2, one thread per run) or native (fastest kernels of this processor); "
@@ -45,26 +54,74 @@ def main(argv: list[str] | None = None) -> int:
                        help="also compare every method with this one of the grid's methods, paired by seed")
     for name in ("reproduce", "grid"):
         add_execution_arguments(sub.choices[name])
+        add_allow_missing(sub.choices[name])
     sub.choices["verify"].add_argument("--method", default="joint",
                                        help="the method whose runs (without and with DAGR, first seed) are "
                                             "re-trained with the references (default: joint)")
     sub.choices["verify"].add_argument("--jobs", type=int, default=1, metavar="N", help="runs trained at once")
     sub.add_parser("list", help="list registered methods and datasets")
-    for name, help_text, folders in (
-            ("prepare", "decode CREMA-D or Kinetics-Sounds once into a cache folder", ("raw", "out")),
-            ("data-check", "check that a CREMA-D or Kinetics-Sounds copy can reproduce the tables", ("root",))):
-        p = sub.add_parser(name, help=help_text)
-        p.add_argument("dataset", choices=["cremad", "kinetics_sounds"])
-        for folder in folders:
-            p.add_argument(f"--{folder}", required=True, help=FOLDER_HELP[folder])
-        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="a dataset param, e.g. --set layout=ogm_ge (repeatable)")
+    add_data_commands(sub)
     args = parser.parse_args(argv)
+    return run_command(args)
+
+
+def run_command(args) -> int:
+    """The command's exit code; every expected failure is one line on stderr (codes: benchmarks.errors)."""
     try:
         return COMMANDS[args.command](args)
+    except errors.DataNotSufficient as err:
+        print(err, file=sys.stderr)
+        return errors.DATA_NOT_SUFFICIENT
     except (ConfigError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return errors.USAGE
+    except OSError as err:  # permissions, a read-only or full disk
+        where = f": {err.filename}" if err.filename else ""
+        print(f"error: {err.strerror or err}{where}", file=sys.stderr)
+        return errors.FILESYSTEM
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return errors.INTERRUPTED
+
+
+def add_data_commands(sub) -> None:
+    p = sub.add_parser("prepare", help="decode CREMA-D or Kinetics-Sounds once into a cache folder")
+    p.add_argument("dataset", choices=DISK_DATASETS)
+    p.add_argument("--raw", required=True, help="the dataset folder, in one of its layouts")
+    p.add_argument("--out", required=True, help="folder of the prepared caches (the dataset param cache_dir)")
+    p.add_argument("--force", action="store_true",
+                   help="decode again even if the cache is up to date (it is decoded again anyway when the "
+                        "dataset's files changed: size or modification time)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="a dataset param, e.g. --set layout=ogm_ge (repeatable)")
+    p = sub.add_parser("data-check", help="check that a CREMA-D or Kinetics-Sounds copy can reproduce the tables",
+                       description="TARGET is a dataset (cremad, kinetics_sounds; give --root, and dataset "
+                                   "params with --set key=value) or a grid YAML (the data its runs read, "
+                                   "with the grid's --set overrides, e.g. --set run.data.params.root=DIR).")
+    p.add_argument("target", metavar="TARGET", help="cremad, kinetics_sounds, or a grid YAML")
+    p.add_argument("--root", help="the dataset folder (its cache: <root>/.geomreg-cache unless cache_dir is set)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="a dataset param (e.g. --set cache_dir=DIR), or for a grid YAML a config override "
+                        "(e.g. --set run.data.params.cache_dir=DIR) (repeatable)")
+    add_allow_missing(p)
+
+
+def add_allow_missing(p: argparse.ArgumentParser) -> None:
+    from .data.check import AllowMissing
+
+    p.add_argument("--allow-missing", type=allow_missing_value, default=AllowMissing(), metavar="N",
+                   help="accept a copy of CREMA-D or Kinetics-Sounds that lacks up to N listed clips (missing or "
+                        "unreadable), or a fraction of them (e.g. 0.05), and train on the rest; the run records "
+                        "and tables then say how many clips each split had (default 0)")
+
+
+def allow_missing_value(text: str):
+    from .data.check import AllowMissing
+
+    try:
+        return AllowMissing.parse(text)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def add_execution_arguments(p: argparse.ArgumentParser) -> None:
@@ -111,62 +168,104 @@ def cmd_list(args) -> int:
     for name, cls in METHODS.items():
         print(f"  {name}: {cls.dagr_rule}")
     print("datasets:", ", ".join(DATASETS))
-    return 0
+    return errors.OK
 
 
-FOLDER_HELP = {"raw": "the dataset folder, in one of its layouts",
-               "out": "folder of the prepared caches (the dataset param cache_dir)",
-               "root": "the dataset folder (its cache: <root>/.geomreg-cache unless --set cache_dir=...)"}
+def dataset_params(dataset, overrides: list[str], **folders: str | None) -> object:
+    """The dataset's Params from ``key=value`` strings and the folder options. Values are parsed as
+    YAML, except for the text params (folders, layout): a folder named 2024 stays a folder name."""
+    import typing
 
-
-def dataset_params(overrides: list[str], **folders: str) -> dict:
-    """Dataset params from ``key=value`` strings (values parsed as YAML) and the folder options."""
     import yaml
 
-    params = dict(folders)
+    from .strict import from_dict
+
+    text = {name for name, hint in typing.get_type_hints(dataset.Params).items()
+            if hint is str or str in typing.get_args(hint)}
+    params = {key: value for key, value in folders.items() if value is not None}
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep:
             raise ConfigError(f"--set {item!r} must look like key=value")
-        params[key.strip()] = yaml.safe_load(value)
-    return params
+        key = key.strip()
+        params[key] = value if key in text else yaml.safe_load(value)
+    try:
+        return from_dict(dataset.Params, params, "")
+    except ConfigError as err:
+        raise ConfigError(f"--set: {err}") from None
 
 
 def cmd_prepare(args) -> int:
     from .data import get_dataset
     from .data.cache import prepare
-    from .strict import from_dict
+    from .data.check import SHOWN
 
     dataset = get_dataset(args.dataset)
-    raw = dataset_params(args.overrides, root=args.raw, cache_dir=args.out)
-    params = from_dict(dataset.Params, raw, "--set")
-    cache = prepare(dataset, args.raw, args.out, params)
-    for clip, reason in cache.skipped.items():
-        print(f"skipped {clip}: {reason}")
+    given = {item.partition("=")[0].strip() for item in args.overrides} & {"root", "cache_dir"}
+    if given:
+        raise ConfigError(f"--set {sorted(given)[0]}: give the folders with --raw and --out")
+    params = dataset_params(dataset, args.overrides, root=args.raw, cache_dir=args.out)
+    cache = prepare(dataset, args.raw, args.out, params, force=args.force)
+    left_out, warned = len(cache.skipped), len(cache.warnings)
     print(f"prepared {len(cache.index['clips'])} clips in {cache.path}"
-          + (f"; {len(cache.skipped)} listed clips skipped (see data-check)" if cache.skipped else ""))
-    return 0
+          + (f"; {left_out} listed clips left out (missing or unreadable)" if left_out else "")
+          + (f"; {warned} clips used with a warning" if warned else "")
+          + (f"; all of them in {cache.problems_log}" if left_out or warned else ""))
+    problems = ([f"  left out {clip}: {why}" for clip, why in cache.skipped.items()]
+                + [f"  warning {clip}: {'; '.join(notes)}" for clip, notes in cache.warnings.items()])
+    print("\n".join(problems[:SHOWN] + ([f"  ... and {len(problems) - SHOWN} more"] if len(problems) > SHOWN else [])),
+          end="\n" if problems else "")
+    return errors.OK
 
 
 def cmd_data_check(args) -> int:
-    from .data.check import data_check
+    reports = data_check_reports(args)
+    for report in reports:
+        print(report.render(args.allow_missing))
+    return errors.OK if all(r.sufficient(args.allow_missing) for r in reports) else errors.DATA_NOT_SUFFICIENT
 
-    report = data_check(args.dataset, dataset_params(args.overrides, root=args.root))
-    print(report)
-    return 0 if report.ok else 1
+
+def data_check_reports(args) -> list:
+    """The reports for ``data-check TARGET``: one dataset, or every dataset a grid's runs read."""
+    from .config import expand_grid, load_grid
+    from .data import get_dataset
+    from .data.check import data_check, disk_data
+
+    if args.target in DISK_DATASETS:
+        if args.root is None:
+            raise ConfigError(f"data-check {args.target}: give the dataset folder with --root")
+        params = dataset_params(get_dataset(args.target), args.overrides, root=args.root)
+        return [data_check(args.target, params)]
+    if not args.target.endswith((".yaml", ".yml")):
+        raise ConfigError(f"data-check: TARGET is one of {list(DISK_DATASETS)} or a grid YAML, got {args.target!r}")
+    root = [f"run.data.params.root={args.root}"] if args.root else []
+    runs = expand_grid(load_grid(args.target, [*root, *args.overrides]))
+    data = disk_data(cfg.data for cfg in runs)
+    if not data:
+        raise ConfigError(f"{args.target}: its runs read no dataset from disk; there is nothing to check")
+    return [data_check(d.name, d.params) for d in data]
 
 
 def cmd_grid(args) -> int:
+    return grid_outcome(train_grid(args))
+
+
+def train_grid(args):
     from .config import load_grid
-    from .distributed import current as current_ranks
     from .runner import run_grid
 
     grid = load_grid(args.config, args.overrides)
-    report = run_grid(grid, Path(args.runs), progress=not args.no_progress, jobs=args.jobs,
-                      executor=args.executor, cluster=cluster_options(args))
+    return run_grid(grid, Path(args.runs), progress=not args.no_progress, jobs=args.jobs, executor=args.executor,
+                    cluster=cluster_options(args), allow_missing=args.allow_missing)
+
+
+def grid_outcome(report) -> int:
+    """Print the grid's summary (each failed run with its reason); non-zero if any run failed."""
+    from .distributed import current as current_ranks
+
     if current_ranks().is_main:  # under torchrun every rank has the same report
-        print(report.summary())
-    return 0
+        print(report.summary(), file=sys.stdout if report.ok else sys.stderr)
+    return errors.OK if report.ok else errors.RUNS_FAILED
 
 
 def cmd_tables(args) -> int:
@@ -188,7 +287,7 @@ def cmd_tables(args) -> int:
     if args.readme:
         splice_table(Path(args.readme), name, markdown)
     print(f"wrote {out}/table.md, table.csv, table.tex, per_seed.csv" + (f" ({len(missing)} runs missing)" if missing else ""))
-    return 0
+    return errors.OK
 
 
 def splice_table(readme: Path, name: str, markdown: str) -> None:
@@ -212,13 +311,12 @@ def cmd_reproduce(args) -> int:
     from .distributed import current as current_ranks
 
     start = time.perf_counter()
-    cmd_grid(args)
-    if not current_ranks().is_main:  # under torchrun, rank 0 alone renders the tables
-        return 0
-    cmd_tables(args)
-    print((Path(args.results) / Path(args.config).stem / "table.md").read_text())
-    print(f"make reproduce: total wall time {time.perf_counter() - start:.1f} s")
-    return 0
+    report = train_grid(args)
+    if current_ranks().is_main:  # under torchrun, rank 0 alone renders the tables
+        cmd_tables(args)  # the tables list the failed runs too
+        print((Path(args.results) / Path(args.config).stem / "table.md").read_text())
+        print(f"make reproduce: total wall time {time.perf_counter() - start:.1f} s")
+    return grid_outcome(report)  # last, where the failures are seen
 
 
 def cmd_figures(args) -> int:

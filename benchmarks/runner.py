@@ -3,10 +3,13 @@
 The runs execute in this process, in worker processes or as cluster jobs (``benchmarks.parallel``);
 each calls :func:`run_one`, so records and resume behave the same everywhere. Under ``torchrun``
 every rank walks the grid in the same order and trains each run together (``benchmarks.distributed``).
+A grid on a dataset read from disk first prepares (or refreshes) its cache here, once, and stops
+unless the copy is complete or within the allowance for missing clips.
 """
 from __future__ import annotations
 
 import functools
+import json
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -15,11 +18,18 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .config import GridConfig, RunConfig, expand_grid
+from .data import data_tag, fingerprint_tag
+from .data.check import AllowMissing, Report, data_check, disk_data
 from .distributed import current as current_ranks
+from .errors import DataNotSufficient, require_writable
 from .parallel import ClusterOptions, execute
 from .records import RunDir, atomic_write_json
 from .strict import ConfigError
 from .trainer import NonFiniteLossError, Trainer
+
+
+class DataChangedError(RuntimeError):
+    """The prepared data differs from the data the run directory was named after."""
 
 
 @dataclass
@@ -28,29 +38,42 @@ class GridReport:
     skipped: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # "path: why" for runs whose worker or job died
+    reasons: dict[str, str] = field(default_factory=dict)  # failed path -> its error, one line
     wall_time_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not (self.failed or self.missing)
 
     def summary(self) -> str:
         text = (f"{len(self.done)} runs trained, {len(self.skipped)} already done, "
                 f"{len(self.failed)} failed, {len(self.missing)} missing, in {self.wall_time_s:.1f} s")
-        return text + "".join(f"\n  failed: {f}" for f in self.failed) + "".join(
-            f"\n  missing: {m}" for m in self.missing)
+        return text + "".join(f"\n  failed: {f}: {self.reasons.get(f, 'see failed.json')}" for f in self.failed) + \
+            "".join(f"\n  missing: {m}" for m in self.missing)
 
 
 def run_dir_for(cfg: RunConfig, runs_root: Path) -> RunDir:
-    return RunDir(Path(runs_root) / cfg.benchmark / f"{cfg.label}-{cfg.run_id()}")
+    """``<benchmark>/<label>-<run id>``, plus ``-<data tag>`` for a dataset read from a root."""
+    return RunDir(Path(runs_root) / cfg.benchmark / run_dir_name(cfg, data_tag(cfg.data)))
+
+
+def run_dir_name(cfg: RunConfig, tag: str | None) -> str:
+    return f"{cfg.label}-{cfg.run_id()}" + (f"-{tag}" if tag else "")
 
 
 def run_one(cfg: RunConfig, runs_root: Path, progress: bool = False) -> tuple[str, RunDir]:
     """Train one run unless it is done; returns ("done" | "skipped" | "failed", its directory)."""
-    run_dir = run_dir_for(cfg, runs_root)
+    tag = data_tag(cfg.data)
+    run_dir = RunDir(Path(runs_root) / cfg.benchmark / run_dir_name(cfg, tag))
     if run_dir.is_done():
         return "skipped", run_dir
     ranks = current_ranks()
     if ranks.is_main:
         run_dir.failed.unlink(missing_ok=True)
     try:
-        Trainer(cfg, run_dir, progress=progress).fit()
+        trainer = Trainer(cfg, run_dir, progress=progress)
+        require_same_data(trainer.data.fingerprint, tag)
+        trainer.fit()
     except Exception as err:  # noqa: BLE001 - any failure of one run must not stop the grid
         if not ranks.is_main:  # rank 0 records the failure; every rank failed the same step together
             return "failed", run_dir
@@ -65,8 +88,16 @@ def run_one(cfg: RunConfig, runs_root: Path, progress: bool = False) -> tuple[st
     return "done", run_dir
 
 
+def require_same_data(fingerprint: dict | None, tag: str | None) -> None:
+    """The data a run loaded must be the data its directory is named after (files may change mid-grid)."""
+    if fingerprint is not None and fingerprint_tag(fingerprint) != tag:
+        raise DataChangedError(f"the dataset's files changed while the grid ran: this run directory is for "
+                               f"data {tag}, the cache now holds {fingerprint_tag(fingerprint)}; run the grid "
+                               f"again to train on the new data")
+
+
 def run_grid(grid: GridConfig, runs_root: Path, progress: bool = True, jobs: int = 1, executor: str = "local",
-             cluster: ClusterOptions | None = None) -> GridReport:
+             cluster: ClusterOptions | None = None, allow_missing: AllowMissing = AllowMissing()) -> GridReport:
     """Train every run of the grid that is not done; see ``benchmarks.parallel`` for the executors."""
     ranks = current_ranks()
     if ranks.active and (jobs > 1 or executor != "local"):
@@ -75,7 +106,13 @@ def run_grid(grid: GridConfig, runs_root: Path, progress: bool = True, jobs: int
     progress = progress and ranks.is_main
     report = GridReport()
     start = time.perf_counter()
-    pending = set_aside_finished(expand_grid(grid), runs_root, report)
+    runs = expand_grid(grid)
+    if ranks.is_main:
+        require_writable(Path(runs_root), "runs folder (--runs, RUNS= for make)")
+        for data in prepare_grid_data(runs, allow_missing):
+            tqdm.write(data.render(allow_missing))
+    ranks.barrier()  # the other ranks find the caches rank 0 prepared
+    pending = set_aside_finished(runs, runs_root, report)
     in_process = executor == "local" and jobs == 1
     # Epoch bars only in this process: from several workers they would overwrite each other.
     task = functools.partial(run_one, progress=progress) if in_process else run_one
@@ -86,6 +123,17 @@ def run_grid(grid: GridConfig, runs_root: Path, progress: bool = True, jobs: int
     bar.close()
     report.wall_time_s = time.perf_counter() - start
     return report
+
+
+def prepare_grid_data(runs: list[RunConfig], allow: AllowMissing) -> list[Report]:
+    """Prepare (or refresh) the cache of every dataset the runs read from disk, once, here: the runs
+    then find it, and their directories are named after its fingerprint. Stops unless each copy is
+    complete or within ``allow``."""
+    reports = [data_check(data.name, data.params) for data in disk_data(cfg.data for cfg in runs)]
+    for report in reports:
+        if not report.sufficient(allow):
+            raise DataNotSufficient(report.render(allow))
+    return reports
 
 
 def set_aside_finished(runs: list[RunConfig], runs_root: Path, report: GridReport) -> list[RunConfig]:
@@ -111,6 +159,16 @@ def record_outcome(report: GridReport, cfg: RunConfig, runs_root: Path, outcome,
     else:
         status, run_dir = outcome
         getattr(report, status).append(str(run_dir.path))
-        message = f"run {cfg.label} failed; see {run_dir.failed}" if status == "failed" else ""
+        message = ""
+        if status == "failed":
+            report.reasons[str(run_dir.path)] = failure_reason(run_dir)
+            message = f"run {cfg.label} failed; see {run_dir.failed}"
     if message and announce:  # under torchrun, rank 0 speaks for all ranks
         tqdm.write(message)
+
+
+def failure_reason(run_dir: RunDir) -> str:
+    """The first line of a failed run's error (a rank other than 0 records none)."""
+    if not run_dir.failed.exists():
+        return "see the log of rank 0"
+    return json.loads(run_dir.failed.read_text())["error"].splitlines()[0]

@@ -28,6 +28,7 @@ from tabulate import tabulate
 from baselines import METHODS
 
 from .config import ARM_TITLES, dagr_arm
+from .data.fingerprint import fingerprint_lines
 from .paper import PaperTable, comparison_table, mean_std
 from .records import atomic_write_text
 from .statistics import binomial_se, interval_cell
@@ -180,6 +181,7 @@ def header(records: list[dict[str, Any]], failed: list[dict[str, Any]], missing:
             f"- runs: {len(records)} finished, {len(failed)} failed; code commit(s): {', '.join(commits)}",
             *hardware_lines(records),
             *test_set_lines(records),
+            *fingerprint_lines([r["final"].get("data") for r in records]),  # datasets read from disk
         ]
     else:
         lines.append("- no finished runs yet: our cells read –, the published numbers are filled in")

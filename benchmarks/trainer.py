@@ -268,4 +268,5 @@ class Trainer:
             "wall_time_s": wall,
             "peak_memory_mb": peak_memory_mb(self.device),
             "parameters": sum(p.numel() for p in self.model.parameters()),
+            "data": self.data.fingerprint,  # clips per split and their digest; None for the shipped datasets
         }

@@ -170,12 +170,19 @@ class DiskAVDataset:
 
     channels = {"audio": 1, "visual": 3}
     reads_from_disk = True  # load() takes the loader options
+    # The rate of the dataset's own audio (CREMA-D's wavs; the 16 kHz audio Kinetics-Sounds pipelines
+    # extract): a file below it and below the pipeline's rate is reported, since upsampling adds nothing.
+    source_rate = 16000
 
     @classmethod
     def load(cls, p: DiskParams, loader: LoaderOptions = LoaderOptions()) -> tuple[CachedAVSplit, CachedAVSplit,
                                                                                      tuple[str, ...]]:
         """Train and test splits of the cache for ``p`` (prepared from ``p.root`` on first use)."""
-        cache = ensure_cache(cls, p)
+        return cls.from_cache(ensure_cache(cls, p), p, loader)
+
+    @staticmethod
+    def from_cache(cache: PreparedCache, p: DiskParams,
+                   loader: LoaderOptions) -> tuple[CachedAVSplit, CachedAVSplit, tuple[str, ...]]:
         train, test = (cached_split(cache, name, p, loader) for name in ("train", "test"))
         return train, test, cache.class_names
 

@@ -7,24 +7,30 @@ A cache folder ``<cache_dir>/<dataset>-<layout>-<key>/`` holds
   (the frame count is only known after decoding, so the frames are appended rather than padded);
 * ``n_frames.npy``, ``labels.npy``: int64, per clip;
 * ``index.json``: clip names and splits, class names, the preprocessing params and their key, the
-  source layout, the shapes, and the listed clips that were missing or unreadable (``skipped``).
+  source layout, the shapes, the listed clips that were missing or unreadable (``skipped``), the
+  clips that decoded with a warning (``warnings``), the digest of the source files (``sources``) and
+  the data fingerprint a run records (``fingerprint``);
+* ``problems.txt``: every left-out clip and every warning, one per line.
 
 The key hashes every preprocessing param, the layout and the clip lists, so changing any of them
-prepares a new folder. The folder is written under a temporary name and renamed when complete:
-an interrupted prepare leaves no half cache.
+prepares a new folder. The source digest covers the path, size and modification time of every
+source file (and which listed clips are absent): when the files change, the folder is decoded again
+on its next use. The folder is written under a temporary name (``.<name>.tmp-*``, locked while it is
+written) and renamed when complete: an interrupted prepare leaves no half cache, and the partial
+folder of a killed one is removed by the next prepare.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import shutil
-import tempfile
+import sys
 import warnings
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from functools import partial
+from functools import cached_property, lru_cache, partial
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -33,12 +39,16 @@ import torch
 from tqdm.auto import tqdm
 from torchvision.transforms.v2.functional import resize
 
+from ..errors import DataNotSufficient, require_writable
 from ..strict import ConfigError
+from .fingerprint import data_fingerprint
 from .layouts import ClipSources, Layout, MissingClipError, expected_layouts, frame_files, resolve_layout
-from .media import decode_video_frames, read_audio, read_feature_file, read_image
+from .media import MediaWarning, decode_video_frames, read_audio, read_feature_file, read_image
+from .staging import publish, remove_stale_temps, staged_folder
 
 CACHE_VERSION = 1
 INDEX, AUDIO, FRAMES, N_FRAMES, LABELS = "index.json", "audio.f16", "frames.u8", "n_frames.npy", "labels.npy"
+PROBLEMS = "problems.txt"
 
 
 class FeatureShapeError(ConfigError):
@@ -73,6 +83,7 @@ class ClipList:
     splits: tuple[str, ...]
     class_names: tuple[str, ...]
 
+    @cached_property
     def digest(self) -> str:
         blob = json.dumps([self.clips, self.labels, self.splits, self.class_names]).encode()
         return hashlib.sha1(blob).hexdigest()
@@ -94,8 +105,8 @@ def read_list_rows(path: Path, fields: int) -> list[list[str]]:
             if line.strip()]
     short = next((i for i, row in enumerate(rows, 1) if len(row) < fields), None)
     if short is not None:
-        raise ValueError(f"{path}, row {short}: expected {fields} comma-separated fields, "
-                         f"got {rows[short - 1]}")
+        raise ConfigError(f"{path}, row {short}: expected {fields} comma-separated fields, "
+                          f"got {rows[short - 1]}")
     return [row[:fields] for row in rows]
 
 
@@ -142,6 +153,18 @@ class PreparedCache:
     def skipped(self) -> dict[str, str]:
         return self.index["skipped"]
 
+    @property
+    def warnings(self) -> dict[str, list[str]]:
+        return self.index["warnings"]
+
+    @property
+    def fingerprint(self) -> dict:
+        return self.index["fingerprint"]
+
+    @property
+    def problems_log(self) -> Path:
+        return self.path / PROBLEMS
+
     def rows_of(self, split: str) -> np.ndarray:
         return np.flatnonzero(np.asarray(self.index["splits"]) == split)
 
@@ -163,43 +186,63 @@ def dataset_root(dataset, p: DiskParams) -> Path:
     return Path(p.root).expanduser()
 
 
+def cache_root(dataset, p: DiskParams) -> Path:
+    """The folder the caches of ``p`` live in: ``cache_dir``, else ``<root>/.geomreg-cache``."""
+    return Path(p.cache_dir).expanduser() if p.cache_dir else dataset_root(dataset, p) / ".geomreg-cache"
+
+
 def ensure_cache(dataset, p: DiskParams) -> PreparedCache:
-    """The cache for these params, prepared from ``p.root`` on first use."""
-    root = dataset_root(dataset, p)
-    cache_dir = Path(p.cache_dir).expanduser() if p.cache_dir else root / ".geomreg-cache"
-    cache = prepare(dataset, root, cache_dir, p)
+    """The cache for these params, prepared from ``p.root`` on first use and whenever its files changed."""
+    cache = prepare(dataset, dataset_root(dataset, p), cache_root(dataset, p), p)
     if cache.skipped:
         warnings.warn(f"{dataset.title}: {len(cache.skipped)} listed clips are missing or unreadable and are "
-                      f"left out (names in {cache.path / INDEX}); `python -m benchmarks data-check "
+                      f"left out (names in {cache.problems_log}); `python -m benchmarks data-check "
                       f"{dataset.name}` lists them", stacklevel=2)
     return cache
 
 
+def prepared_cache(dataset, p: DiskParams) -> PreparedCache | None:
+    """The cache last prepared for ``p``, without checking its source files; ``None`` if there is none."""
+    if p.root is None or not Path(p.root).expanduser().is_dir():
+        return None
+    plan = CachePlan.make(dataset, dataset_root(dataset, p), p)
+    path = cache_root(dataset, p) / plan.folder_name
+    return open_cache(path) if (path / INDEX).exists() else None
+
+
 def prepare(dataset, raw_root: str | Path, out_root: str | Path, params: DiskParams,
-            workers: int | None = None) -> PreparedCache:
-    """Decode every listed clip of ``raw_root`` into a cache folder under ``out_root`` (or reuse it).
+            workers: int | None = None, force: bool = False) -> PreparedCache:
+    """Decode every listed clip of ``raw_root`` into a cache folder under ``out_root``, or reuse the
+    folder when its source files are unchanged (``force``: decode again regardless).
 
     Missing and unreadable clips are left out and recorded by name in the index; a shape mismatch
     of precomputed features stops at once, since every clip would fail the same way.
     ``workers`` decoding processes (default: up to 8 on a machine with several cores).
     """
     plan = CachePlan.make(dataset, Path(raw_root), params)
-    final = Path(out_root) / plan.folder_name
-    if (final / INDEX).exists():
-        return open_cache(final)
-    sources, skipped = locate_sources(plan)
-    if not sources:
-        raise FileNotFoundError(f"{dataset.title}: none of the {len(plan.clips.clips)} listed clips was found "
-                                f"under {plan.root} (layout {plan.layout.example()}); e.g. "
-                                f"{next(iter(skipped.values()))}")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    temp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    try:
-        write_cache(temp, plan, sources, skipped, workers)
-        publish(temp, final)
-    finally:
-        shutil.rmtree(temp, ignore_errors=True)
+    out_root = Path(out_root)
+    final = out_root / plan.folder_name
+    remove_stale_temps(out_root)
+    scan = locate_sources(plan)
+    if (final / INDEX).exists() and not force:
+        cache = open_cache(final)
+        if cache.index.get("sources") == scan.digest:
+            return cache
+        print(f"{dataset.title}: the files under {plan.root} changed since {final} was prepared; decoding again",
+              file=sys.stderr)
+    if not scan.found:
+        example = next(iter(scan.missing.values()), "the split lists are empty")
+        raise DataNotSufficient(f"{dataset.title}: none of the {len(plan.clips.clips)} listed clips was found "
+                                f"under {plan.root} (layout {plan.layout.example()}); e.g. {example}")
+    require_writable(out_root, "cache folder (set cache_dir, or CACHE_DIR= for make, to a writable folder)")
+    with staged_folder(final) as temp:
+        write_cache(temp, plan, scan, workers)
+        publish(temp, final, keep_existing=lambda existing: not force and same_sources(existing, scan.digest))
     return open_cache(final)
+
+
+def same_sources(folder: Path, digest: str) -> bool:
+    return json.loads((folder / INDEX).read_text()).get("sources") == digest
 
 
 @dataclass(frozen=True)
@@ -214,13 +257,17 @@ class CachePlan:
 
     @classmethod
     def make(cls, dataset, root: Path, params: DiskParams) -> "CachePlan":
-        layout = resolve_layout(dataset.layouts, root, params.layout, dataset.title)
-        return cls(dataset, params, root, layout, dataset.clip_list(params))
+        try:
+            layout = resolve_layout(dataset.layouts, root, params.layout, dataset.title)
+        except FileNotFoundError:
+            reject_cache_as_root(dataset, root)
+            raise
+        return cls(dataset, params, root, layout, clip_list(dataset, params))
 
     @property
     def key(self) -> str:
         blob = {"version": CACHE_VERSION, "dataset": self.dataset.name, "layout": self.layout.name,
-                "preprocessing": self.dataset.preprocessing(self.params), "clips": self.clips.digest()}
+                "preprocessing": self.dataset.preprocessing(self.params), "clips": self.clips.digest}
         return hashlib.sha1(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:12]
 
     @property
@@ -228,26 +275,74 @@ class CachePlan:
         return f"{self.dataset.name}-{self.layout.name}-{self.key}"
 
 
-def locate_sources(plan: CachePlan) -> tuple[list[tuple[int, ClipSources]], dict[str, str]]:
-    """The source files of every clip found, and the reason for each clip that is not."""
-    found, missing = [], {}
+def clip_list(dataset, p: DiskParams) -> ClipList:
+    """The dataset's split lists, parsed once per process while their files are unchanged (a grid
+    names every run directory after the cache, whose name depends on them)."""
+    folder = split_folder(dataset, p)
+    files = sorted(folder.iterdir()) if folder.is_dir() else []
+    return parsed_clip_list(dataset, p, tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files))
+
+
+@lru_cache(maxsize=8)
+def parsed_clip_list(dataset, p: DiskParams, stamp: tuple) -> ClipList:
+    return dataset.clip_list(p)
+
+
+def reject_cache_as_root(dataset, root: Path) -> None:
+    """A prepared cache given where the dataset folder belongs (it matches no layout) gets a message
+    saying how to point at it."""
+    if (root / INDEX).is_file():
+        cache_dir = root.parent
+    elif root.is_dir() and any((child / INDEX).is_file() for child in root.iterdir() if child.is_dir()):
+        cache_dir = root
+    else:
+        return
+    raise ConfigError(f"{root} is a cache written by `prepare`, not the {dataset.title} folder: give the dataset "
+                      f"folder as the root (--root / --raw, DATA_ROOT= for make) and this cache as "
+                      f"--set cache_dir={cache_dir} (CACHE_DIR={cache_dir} for make)")
+
+
+@dataclass(frozen=True)
+class SourceScan:
+    """The source files of every listed clip found, the reason for each one not found, and a digest
+    of what a clip's bytes are: path, size and modification time of every file, and the absent clips."""
+
+    found: list[tuple[int, ClipSources]]
+    missing: dict[str, str]
+    digest: str
+
+
+def locate_sources(plan: CachePlan) -> SourceScan:
+    found, missing, digest = [], {}, hashlib.sha1()
     for i, clip in enumerate(plan.clips.clips):
         try:
-            found.append((i, plan.layout.sources(plan.root, clip)))
+            src = plan.layout.sources(plan.root, clip)
         except MissingClipError as err:
             missing[clip] = str(err)
-    return found, missing
+            digest.update(f"absent {clip}\n".encode())
+            continue
+        found.append((i, src))
+        for path in source_files(src):
+            stat = path.stat()
+            digest.update(f"{path.relative_to(plan.root)} {stat.st_size} {stat.st_mtime_ns}\n".encode())
+    return SourceScan(found, missing, digest.hexdigest())
 
 
-def write_cache(folder: Path, plan: CachePlan, sources: list[tuple[int, ClipSources]], skipped: dict[str, str],
-                workers: int | None) -> None:
-    """Decode the found clips into ``folder``; clips that fail are added to ``skipped`` with the reason."""
+def source_files(src: ClipSources) -> list[Path]:
+    visual = frame_files(src.visual) if src.visual.is_dir() else [src.visual]
+    return [src.audio, *visual]
+
+
+def write_cache(folder: Path, plan: CachePlan, scan: SourceScan, workers: int | None) -> None:
+    """Decode the found clips into ``folder``; clips that fail are left out with the reason."""
     dataset, p, clips = plan.dataset, plan.params, plan.clips
-    rows, n_frames = [], []
+    rows, n_frames, skipped, notes = [], [], dict(scan.missing), {}
     with open(folder / AUDIO, "wb") as audio_out, open(folder / FRAMES, "wb") as frames_out:
-        decoded = decode_all(dataset, p, [src for _, src in sources], workers)
-        progress = tqdm(zip(sources, decoded), total=len(sources), desc=f"prepare {dataset.name}")
-        for (i, _), (result, error) in progress:
+        decoded = decode_all(dataset, p, [src for _, src in scan.found], workers)
+        progress = tqdm(zip(scan.found, decoded), total=len(scan.found), desc=f"prepare {dataset.name}")
+        for (i, _), (result, error, warned) in progress:
+            if warned:
+                notes[clips.clips[i]] = warned
             if error:
                 skipped[clips.clips[i]] = error
                 continue
@@ -258,16 +353,22 @@ def write_cache(folder: Path, plan: CachePlan, sources: list[tuple[int, ClipSour
             n_frames.append(len(frames))
     np.save(folder / N_FRAMES, np.asarray(n_frames, np.int64))
     np.save(folder / LABELS, np.asarray([clips.labels[i] for i in rows], np.int64))
+    used = ClipList(tuple(clips.clips[i] for i in rows), tuple(clips.labels[i] for i in rows),
+                    tuple(clips.splits[i] for i in rows), clips.class_names)
+    listed = dict(Counter(clips.splits))
     index = {
         "version": CACHE_VERSION, "dataset": dataset.name, "key": plan.key,
         "preprocessing": dataset.preprocessing(p), "layout": plan.layout.name, "source_root": str(plan.root),
         "audio_precomputed": plan.layout.audio_is_feature,
-        "class_names": list(clips.class_names), "clips": [clips.clips[i] for i in rows],
-        "splits": [clips.splits[i] for i in rows], "skipped": dict(sorted(skipped.items())),
-        "listed": {split: clips.splits.count(split) for split in dict.fromkeys(clips.splits)},
-        "audio_shape": list(dataset.audio_shape(p)), "frame_size": p.frame_size,
+        "class_names": list(clips.class_names), "clips": list(used.clips), "splits": list(used.splits),
+        "skipped": dict(sorted(skipped.items())), "warnings": dict(sorted(notes.items())), "listed": listed,
+        "audio_shape": list(dataset.audio_shape(p)), "frame_size": p.frame_size, "sources": scan.digest,
+        "fingerprint": data_fingerprint(plan.key, used.digest, used.splits, listed),
     }
     (folder / INDEX).write_text(json.dumps(index, indent=1))
+    (folder / PROBLEMS).write_text("".join(f"left out {clip}: {why}\n" for clip, why in index["skipped"].items())
+                                   + "".join(f"warning {clip}: {note}\n" for clip, warned in notes.items()
+                                             for note in warned))
 
 
 def decode_all(dataset, p: DiskParams, sources: list[ClipSources],
@@ -288,13 +389,20 @@ def decode_all(dataset, p: DiskParams, sources: list[ClipSources],
 
 
 def decode_clip_or_reason(dataset, p: DiskParams, src: ClipSources):
-    """``(decoded, None)``, or ``(None, reason)`` for a clip whose files cannot be read."""
-    try:
-        return decode_clip(dataset, p, src), None
-    except FeatureShapeError:
-        raise
-    except (OSError, ValueError) as err:
-        return None, str(err)
+    """``(decoded, None, warnings)``, or ``(None, reason, warnings)`` for a clip whose files cannot be
+    read; ``warnings`` are the clip's :class:`MediaWarning` messages."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MediaWarning)
+        try:
+            result = decode_clip(dataset, p, src), None
+        except FeatureShapeError:
+            raise
+        except (OSError, ValueError) as err:
+            result = None, str(err)
+    for w in caught:
+        if not issubclass(w.category, MediaWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return *result, [str(w.message) for w in caught if issubclass(w.category, MediaWarning)]
 
 
 def decode_clip(dataset, p: DiskParams, src: ClipSources) -> tuple[np.ndarray, np.ndarray]:
@@ -303,7 +411,8 @@ def decode_clip(dataset, p: DiskParams, src: ClipSources) -> tuple[np.ndarray, n
         audio = read_feature_file(src.audio)
         check_feature_shape(src.audio, audio.shape, dataset.audio_shape(p))
     else:
-        audio = dataset.audio_features(p, read_audio(src.audio, p.sample_rate)).numpy()
+        wave = read_audio(src.audio, p.sample_rate, min_rate=min(p.sample_rate, dataset.source_rate))
+        audio = dataset.audio_features(p, wave).numpy()
     return audio, read_frames(src, p.frame_size).numpy()
 
 
@@ -325,12 +434,3 @@ def read_frames(src: ClipSources, size: int) -> torch.Tensor:
             raise ValueError(f"frame folder {src.visual} holds no images")
         frames = [read_image(f) for f in files]
     return torch.stack([resize(f, [size, size], antialias=True) for f in frames])
-
-
-def publish(temp: Path, final: Path) -> None:
-    """Rename the complete folder into place; a concurrent prepare that finished first wins."""
-    try:
-        os.rename(temp, final)
-    except OSError:
-        if not (final / INDEX).exists():
-            raise

@@ -1,21 +1,54 @@
 """``data_check``: can this copy of a dataset reproduce the tables?
 
-It prepares the cache if needed (decoding every clip once), then reports the clips per split and
-per class, the tensor shapes the model receives, and every listed clip that is missing or unreadable.
+It prepares the cache if needed (decoding every clip once, or again after the files changed), then
+reports the clips per split and per class, the tensor shapes the model receives, and the listed
+clips that are missing or unreadable and those that decoded with a warning (the first few here, all
+in the cache's ``problems.txt``). A copy with clips left out is sufficient only within an explicit
+allowance (:class:`AllowMissing`): Kinetics-Sounds copies are rarely complete.
 """
 from __future__ import annotations
 
+import json
+import math
 import warnings
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..strict import from_dict
+from ..strict import ConfigError, from_dict
 from . import get_dataset
 from .avsplit import LoaderOptions, cached_split
 from .cache import DiskParams, ensure_cache
+
+SHOWN = 10  # problems printed by name; the rest are counted (all of them are in problems.txt)
+
+
+@dataclass(frozen=True)
+class AllowMissing:
+    """How many listed clips a copy may lack (missing or unreadable): ``count`` clips, or a
+    ``fraction`` of the listed clips when given as a decimal ("0.05")."""
+
+    count: int = 0
+    fraction: float | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "AllowMissing":
+        try:
+            value = float(text) if "." in text else int(text)
+        except ValueError:
+            raise ConfigError(f"allow-missing: expected a clip count (e.g. 120) or a fraction of the listed "
+                              f"clips (e.g. 0.05), got {text!r}") from None
+        if value < 0 or isinstance(value, float) and value > 1:
+            raise ConfigError(f"allow-missing: a count must be >= 0 and a fraction in [0, 1], got {text!r}")
+        return cls(fraction=value) if isinstance(value, float) else cls(count=value)
+
+    def limit(self, listed: int) -> int:
+        return self.count if self.fraction is None else math.floor(self.fraction * listed)
+
+    def __str__(self) -> str:
+        return str(self.count if self.fraction is None else self.fraction)
 
 
 @dataclass(frozen=True)
@@ -28,6 +61,9 @@ class Report:
     class_counts: dict[str, dict[str, int]]  # split -> class name -> clips available
     shapes: dict[str, tuple[int, ...]]  # modality -> shape of one item
     problems: dict[str, str]  # clip -> why it is missing or unreadable
+    warnings: dict[str, list[str]]  # clip -> what looked wrong while decoding it (the clip is used)
+    fingerprint: dict[str, Any]  # what a run on this copy records (benchmarks.data.cache.data_fingerprint)
+    log: Path  # every problem and warning, one per line
 
     @property
     def absent_classes(self) -> dict[str, list[str]]:
@@ -36,10 +72,19 @@ class Report:
     @property
     def ok(self) -> bool:
         """Every listed clip is readable and every class occurs in every split."""
-        return not self.problems and not any(self.absent_classes.values())
+        return self.sufficient(AllowMissing())
+
+    def sufficient(self, allow: AllowMissing) -> bool:
+        """Every class occurs in every split and no more clips are left out than ``allow`` permits."""
+        within = len(self.problems) <= allow.limit(sum(self.listed.values()))
+        return within and not any(self.absent_classes.values())
 
     def __str__(self) -> str:
-        lines = [f"{self.dataset}: cache {self.cache} (layout {self.layout})"]
+        return self.render(AllowMissing())
+
+    def render(self, allow: AllowMissing) -> str:
+        lines = [f"{self.dataset}: cache {self.cache} (layout {self.layout}); data fingerprint "
+                 f"{self.fingerprint['digest']}"]
         if self.audio_precomputed:
             lines.append("  audio: precomputed features read as they are, not computed by the configured pipeline")
         for split, counts in self.class_counts.items():
@@ -48,12 +93,29 @@ class Report:
         lines.append("  item shapes: " + ", ".join(f"{m} {tuple(s)}" for m, s in self.shapes.items()))
         lines += [f"  class {name!r} absent from {split}"
                   for split, names in self.absent_classes.items() for name in names]
-        lines += [f"  {clip}: {reason}" for clip, reason in self.problems.items()]
-        if self.ok:
-            return "\n".join(lines + ["ok"])
-        reasons = [f"{len(self.problems)} listed clips missing or unreadable"] if self.problems else []
+        lines += self._listing("listed clips missing or unreadable (left out)",
+                               [f"{clip}: {why}" for clip, why in self.problems.items()])
+        lines += self._listing("clips used with a warning",
+                               [f"{clip}: {'; '.join(notes)}" for clip, notes in self.warnings.items()])
+        return "\n".join(lines + [self.verdict(allow)])
+
+    def _listing(self, what: str, items: list[str]) -> list[str]:
+        if not items:
+            return []
+        more = f"; the first {SHOWN} here, all in {self.log}" if len(items) > SHOWN else ""
+        return [f"  {len(items)} {what}{more}:"] + [f"    {item}" for item in items[:SHOWN]]
+
+    def verdict(self, allow: AllowMissing) -> str:
+        left_out, listed = len(self.problems), sum(self.listed.values())
+        if self.sufficient(allow):
+            return "ok" if not left_out else (f"ok with a PARTIAL copy: {left_out} of {listed} listed clips left "
+                                              f"out, within --allow-missing {allow}")
+        reasons = [f"{left_out} of {listed} listed clips missing or unreadable"] if left_out else []
         reasons += ["classes absent"] if any(self.absent_classes.values()) else []
-        return "\n".join(lines + [f"NOT OK: {' and '.join(reasons)}; the tables need every clip"])
+        hint = ("; to train on the clips that are there, allow the gap explicitly: --allow-missing "
+                f"{left_out} (ALLOW_MISSING={left_out} for make), or a fraction such as 0.05"
+                if left_out and not any(self.absent_classes.values()) else "")
+        return f"NOT OK: {' and '.join(reasons)}; the tables need every clip{hint}"
 
 
 def data_check(dataset_name: str, params: DiskParams | Mapping[str, Any]) -> Report:
@@ -71,4 +133,14 @@ def data_check(dataset_name: str, params: DiskParams | Mapping[str, Any]) -> Rep
             batch = next(cached_split(cache, split, p, LoaderOptions()).for_evaluation().batches(1))
             shapes = {m: tuple(x.shape[1:]) for m, x in batch.inputs.items()}
     return Report(dataset_name, cache.path, cache.index["layout"], cache.index["audio_precomputed"],
-                  cache.index["listed"], class_counts, shapes, cache.skipped)
+                  cache.index["listed"], class_counts, shapes, cache.skipped, cache.warnings, cache.fingerprint,
+                  cache.problems_log)
+
+
+def disk_data(data_cfgs: Iterable) -> list:
+    """The distinct data configs (``DataConfig``) among ``data_cfgs`` that read a dataset from disk."""
+    distinct = {}
+    for data in data_cfgs:
+        if getattr(get_dataset(data.name), "reads_from_disk", False):
+            distinct.setdefault(json.dumps([data.name, data.params], sort_keys=True), data)
+    return list(distinct.values())

@@ -71,6 +71,9 @@ class DatasetSplits:
     num_classes: int
     class_names: tuple[str, ...]
     channels: dict[str, int]  # input channels per modality, for building encoders
+    # What a run saw of a dataset read from disk (benchmarks.data.cache.data_fingerprint); None for
+    # the datasets that ship with the package, which are fixed.
+    fingerprint: dict | None = None
 
 
 def stratified_split(labels: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor]:

@@ -11,6 +11,7 @@ from typing import Literal
 
 from torch import Tensor
 
+from ..strict import ConfigError
 from .avsplit import DiskAVDataset
 from .cache import ClipList, DiskParams, read_list_rows, split_folder
 from .layouts import CREMAD_LAYOUTS
@@ -50,7 +51,7 @@ class CremaD(DiskAVDataset):
             path = folder / f"{split}.csv"
             for line, (clip, label) in enumerate(read_list_rows(path, 2), 1):
                 if label not in classes:
-                    raise ValueError(f"{path}, row {line}: label {label!r} is not one of {list(classes)}")
+                    raise ConfigError(f"{path}, row {line}: label {label!r} is not one of {list(classes)}")
                 clips.append(clip)
                 labels.append(classes.index(label))
                 splits.append(split)

@@ -11,6 +11,7 @@ from typing import Literal
 
 from torch import Tensor
 
+from ..strict import ConfigError
 from .avsplit import DiskAVDataset
 from .cache import SPLITS_DIR, ClipList, DiskParams, read_list_rows, split_folder
 from .layouts import KS_LAYOUTS
@@ -51,7 +52,7 @@ class KineticsSounds(DiskAVDataset):
             path = folder / f"{split}.txt"
             for line, (clip, _, label) in enumerate(read_list_rows(path, 3), 1):
                 if not label.isdigit() or int(label) >= len(classes):
-                    raise ValueError(f"{path}, row {line}: label {label!r} is not an index "
+                    raise ConfigError(f"{path}, row {line}: label {label!r} is not an index "
                                      f"below {len(classes)}")
                 clips.append(clip)
                 labels.append(int(label))

@@ -6,6 +6,8 @@ over raw videos when a root holds both.
 """
 from __future__ import annotations
 
+import errno
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,11 +52,20 @@ class Layout:
         audio_options = [root / template.format(clip=clip) for template in self.audio]
         audio = next((path for path in audio_options if path.exists()), None)
         visual = root / self.visual.format(clip=clip)
-        missing = [] if audio else [" or ".join(map(str, audio_options))]
-        missing += [] if visual.exists() else [str(visual)]
-        if missing:
-            raise MissingClipError(f"missing {'; '.join(missing)}")
+        if audio is None or not visual.exists():
+            raise MissingClipError(self.missing_message(audio_options, visual, audio is None, not visual.exists()))
         return ClipSources(audio, visual, self.audio_is_feature, self.visual_is_video)
+
+    def missing_message(self, audio_options: list[Path], visual: Path, no_audio: bool, no_visual: bool) -> str:
+        """Which of audio and visual is missing, each file named once."""
+        visual_kind = "video" if self.visual_is_video else "frame folder"
+        if no_audio and no_visual and visual in audio_options:  # one video holds both
+            others = [str(p) for p in audio_options if p != visual]
+            return (f"missing audio and video: {visual}"
+                    + (f" (the audio may also come from {' or '.join(others)})" if others else ""))
+        parts = [f"audio ({' or '.join(map(str, audio_options))})"] if no_audio else []
+        parts += [f"{visual_kind} ({visual})"] if no_visual else []
+        return "missing " + " and ".join(parts)
 
 
 CREMAD_LAYOUTS = (
@@ -85,6 +96,8 @@ def resolve_layout(layouts: tuple[Layout, ...], root: Path, requested: str, data
     if not root.is_dir():
         raise FileNotFoundError(f"{dataset} root {root} does not exist; accepted layouts:\n"
                                 f"{expected_layouts(layouts)}")
+    if not os.access(root, os.R_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, f"the {dataset} folder is not readable", str(root))
     candidates = [layout for layout in layouts if requested in ("auto", layout.name)]
     found = next((layout for layout in candidates if layout.detect(root)), None)
     if found is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import pickle
+import warnings
 from pathlib import Path
 
 import av
@@ -22,27 +23,69 @@ from torch import Tensor
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
 
 
-def read_audio(path: str | Path, sample_rate: int) -> Tensor:
-    """Mono float32 waveform of an audio file or of a video's audio stream, at ``sample_rate``."""
+class MediaWarning(UserWarning):
+    """A clip that decodes but looks damaged or poorer than the pipeline expects (by file name)."""
+
+
+def read_audio(path: str | Path, sample_rate: int, min_rate: int | None = None) -> Tensor:
+    """Mono float32 waveform of an audio file or of a video's audio stream, at ``sample_rate``.
+
+    Warns (:class:`MediaWarning`) when the decoded audio is shorter than its header says, and when
+    the file's rate is below ``min_rate`` (default ``sample_rate``): upsampling adds no content."""
     path = Path(path)
+    sound_file = path.suffix.lower() in AUDIO_SUFFIXES
+    kind = "audio file" if sound_file else "video file (its audio stream)"
     try:
-        wave, native_rate = (read_sound_file(path) if path.suffix.lower() in AUDIO_SUFFIXES
-                             else read_container_audio(path))
+        wave, native_rate, declared_s = read_sound_file(path) if sound_file else read_container_audio(path)
     except (OSError, RuntimeError, av.FFmpegError) as err:  # soundfile raises LibsndfileError(RuntimeError)
-        raise ValueError(f"unreadable audio file {path}: {err}") from err
+        raise ValueError(f"unreadable {kind} {path}: {err}") from err
     if wave.numel() == 0:
-        raise ValueError(f"audio file {path} holds no samples")
+        raise ValueError(f"{kind} {path} holds no samples")
+    warn_if_truncated(path, "audio", wave.numel() / native_rate, declared_s)
+    if native_rate < (min_rate or sample_rate):
+        warnings.warn(f"{path}: audio sampled at {native_rate} Hz, below {min_rate or sample_rate} Hz; "
+                      f"resampled up to {sample_rate} Hz, so its upper band is empty", MediaWarning, stacklevel=2)
     if native_rate != sample_rate:
         wave = torchaudio.functional.resample(wave, native_rate, sample_rate)
     return wave
 
 
-def read_sound_file(path: Path) -> tuple[Tensor, int]:
+def warn_if_truncated(path: Path, what: str, decoded_s: float, declared_s: float | None) -> None:
+    """A decoded length well short of the header's (more than 0.2 s and 5%) means a cut-off file."""
+    if declared_s is not None and decoded_s < declared_s - max(0.2, 0.05 * declared_s):
+        warnings.warn(f"{path}: {what} decodes to {decoded_s:.2f} s but the file's header says {declared_s:.2f} s "
+                      "(truncated file?)", MediaWarning, stacklevel=2)
+
+
+def read_sound_file(path: Path) -> tuple[Tensor, int, float | None]:
+    """Waveform, rate and the duration the header declares (``None`` where it declares none)."""
     data, rate = soundfile.read(path, dtype="float32", always_2d=True)
-    return torch.from_numpy(data.mean(axis=1)), rate  # mono as librosa.load: the mean of the channels
+    if path.suffix.lower() == ".wav":
+        declared = declared_wav_seconds(path)  # libsndfile reports the frames present, not the header's
+    else:
+        declared = soundfile.info(path).duration
+    return torch.from_numpy(data.mean(axis=1)), rate, declared  # mono as librosa.load: the channels' mean
 
 
-def read_container_audio(path: Path) -> tuple[Tensor, int]:
+def declared_wav_seconds(path: Path) -> float | None:
+    """The length a RIFF/WAVE header gives its ``data`` chunk, in seconds (``None`` if unset or unknown)."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        rate = block_align = None
+        while len(chunk := f.read(8)) == 8:
+            name, size = chunk[:4], int.from_bytes(chunk[4:], "little")
+            if name == b"data":
+                unset = size in (0, 0xFFFFFFFF)  # streamed writers fill the size in later, or never
+                return None if unset or not (rate and block_align) else size // block_align / rate
+            body = f.read(size + size % 2)
+            if name == b"fmt " and len(body) >= 14:
+                rate, block_align = int.from_bytes(body[4:8], "little"), int.from_bytes(body[12:14], "little")
+    return None
+
+
+def read_container_audio(path: Path) -> tuple[Tensor, int, float | None]:
     with av.open(str(path)) as container:
         if not container.streams.audio:
             raise ValueError(f"video file {path} has no audio stream")
@@ -52,8 +95,9 @@ def read_container_audio(path: Path) -> tuple[Tensor, int]:
                   for frame in planar.resample(decoded)]
         chunks += [frame.to_ndarray() for frame in planar.resample(None)]
         rate = stream.rate
+        declared = float(stream.duration * stream.time_base) if stream.duration else None
     samples = np.concatenate(chunks, axis=1) if chunks else np.zeros((1, 0), np.float32)
-    return torch.from_numpy(samples.mean(axis=0)), rate
+    return torch.from_numpy(samples.mean(axis=0)), rate, declared
 
 
 def cremad_spectrogram(wave: Tensor, sample_rate: int = 22050, seconds: float = 3.0, n_fft: int = 512,
@@ -86,19 +130,25 @@ def kinetics_fbank(wave: Tensor, sample_rate: int = 16000, num_mel_bins: int = 1
 def decode_video_frames(path: str | Path, fps: float = 1.0) -> list[np.ndarray]:
     """RGB frames (H×W×3 uint8) kept as OGM-GE's OpenCV script keeps them: with the integer frame
     rate ``r``, ``fps`` frames in every block of ``r`` frames, ``int(r / fps)`` apart (for ``fps=1``
-    the first frame of every second)."""
+    the first frame of every second). Warns when the video is shorter than its header says."""
     path = Path(path)
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             rate = max(1, int(stream.average_rate or stream.guessed_rate or 1))
             interval = max(1, int(rate / fps))
-            frames = [frame.to_ndarray(format="rgb24") for i, frame in enumerate(container.decode(stream))
-                      if i % rate < interval * fps and i % rate % interval == 0]
+            frames, times = [], []
+            for i, frame in enumerate(container.decode(stream)):
+                times.append(frame.time if frame.time is not None else i / rate)
+                if i % rate < interval * fps and i % rate % interval == 0:
+                    frames.append(frame.to_ndarray(format="rgb24"))
+            declared = (float(stream.duration * stream.time_base) if stream.duration  # the video's own
+                        else container.duration / av.time_base if container.duration else None)
     except (OSError, IndexError, av.FFmpegError) as err:
         raise ValueError(f"unreadable video file {path}: {err}") from err
     if not frames:
         raise ValueError(f"video file {path} has no decodable frames")
+    warn_if_truncated(path, "video", times[-1] - times[0] + 1 / rate, declared)
     return frames
 
 
