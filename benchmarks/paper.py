@@ -1,8 +1,8 @@
 """Published numbers (``paper_numbers.yaml``) and the table that puts ours beside them.
 
 The published numbers were selected on the test set, so they are compared with our test-selected
-("paper protocol") numbers; the difference is ours − paper. Rows of methods we do not run (AGM,
-D&R) are kept as paper-only rows, marked so.
+("paper protocol") numbers; the difference is ours − paper. A row of a method we do not run is
+kept as a paper-only row, marked so.
 """
 from __future__ import annotations
 
