@@ -2,8 +2,8 @@
 
 The published numbers were selected on the test set, so they are compared with our test-selected
 ("paper protocol") numbers; the difference is ours − paper, with a Welch 95% interval from both
-sides' mean, std and seed count (the runs are not paired). Rows of methods we do not run (AGM,
-D&R) are kept as paper-only rows, marked so.
+sides' mean, std and seed count (the runs are not paired). A row of a method we do not run is kept
+as a paper-only row, marked so.
 """
 from __future__ import annotations
 
