@@ -164,7 +164,8 @@ def cmd_list(args) -> int:
     from baselines import METHODS
     from benchmarks.data import DATASETS
 
-    print("methods (name: how DAGR joins it):")
+    print("methods (name: how DAGR's fixed form joins it; the default Pareto form adds its gradient to every "
+          "method's encoder gradients after the method's own processing):")
     for name, cls in METHODS.items():
         print(f"  {name}: {cls.dagr_rule}")
     print("datasets:", ", ".join(DATASETS))

@@ -146,3 +146,13 @@ def test_render_markdown():
     assert "not measured (fixtures missing)" in text
     assert "not measured (no CUDA device)" in text
     assert "| DAGR (fixed weights) step ÷ joint step | 1.010 | ≤ 1.03 | met |" in text
+
+
+def test_numerics_section_reports_portable_over_native():
+    from benchmarks.bench.report import render_numerics
+
+    text = "\n".join(render_numerics({"steps": 10, "what": "joint", "times": {"portable": [2.0, 2.2, 2.4],
+                                                                                 "native": [1.0, 2.0, 1.2]}}))
+    assert "| native | 0.1200 | 1.00 (1.00–1.00)× |" in text  # median 1.2 s over 10 steps
+    assert "| portable | 0.2200 | 2.00 (1.10–2.00)× |" in text  # per-repetition ratios 2.0, 1.1, 2.0
+    assert "not measured (boom)" in "\n".join(render_numerics({"error": "boom"}))

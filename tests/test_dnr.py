@@ -90,22 +90,11 @@ def test_initial_weights_are_part_of_the_method_state(debug_raw, tmp_path):
         other.method.load_state_dict({})
 
 
-def test_interrupted_run_resumes_across_a_diagnosis_to_the_same_result(debug_raw, tmp_path, monkeypatch):
+def test_interrupted_run_resumes_across_a_diagnosis_to_the_same_result(debug_raw, tmp_path, train_interrupted):
     cfg = make_cfg(debug_raw)
     _, straight = run_one(cfg, tmp_path / "straight")
-    original = Trainer.train_epoch
-
-    def interrupt_at_epoch_2(self, epoch):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        return original(self, epoch)
-
     run = run_dir_for(cfg, tmp_path / "resumed")
-    monkeypatch.setattr(Trainer, "train_epoch", interrupt_at_epoch_2)
-    with pytest.raises(KeyboardInterrupt):
-        Trainer(cfg, run).fit()
-    monkeypatch.setattr(Trainer, "train_epoch", original)
-    Trainer(cfg, run).fit()
+    train_interrupted(cfg, run, at_epoch=2)()
     rows = [{k: v for k, v in r.items() if k != "time_s"} for r in RunDir(run.path).read_metrics()]
     expected = [{k: v for k, v in r.items() if k != "time_s"} for r in straight.read_metrics()]
     assert rows == expected

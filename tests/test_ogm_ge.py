@@ -138,24 +138,13 @@ def test_ge_noise_has_the_std_of_the_unmodulated_gradient_on_conv_weights_only(d
             assert torch.equal(p.grad, before[n]), n
 
 
-def test_a_resumed_run_continues_the_noise_stream(debug_raw, tmp_path, monkeypatch):
+def test_a_resumed_run_continues_the_noise_stream(debug_raw, tmp_path, train_interrupted):
     cfg = resolve_run({**debug_raw, "optim": {**debug_raw["optim"], "epochs": 3},
                        "method": {"name": "ogm_ge", "params": {"modulation_end_fraction": 1.0}}})
     straight = run_dir_for(cfg, tmp_path / "straight")
     Trainer(cfg, straight).fit()
-    original = Trainer.train_epoch
-
-    def interrupt_at_epoch_2(self, epoch):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        return original(self, epoch)
-
     resumed = run_dir_for(cfg, tmp_path / "resumed")
-    monkeypatch.setattr(Trainer, "train_epoch", interrupt_at_epoch_2)
-    with pytest.raises(KeyboardInterrupt):
-        Trainer(cfg, resumed).fit()
-    monkeypatch.setattr(Trainer, "train_epoch", original)
-    Trainer(cfg, resumed).fit()
+    train_interrupted(cfg, resumed, at_epoch=2)()
     rows = [r.read_metrics() for r in (straight, resumed)]
     for row in rows[0] + rows[1]:
         row.pop("time_s")

@@ -3,7 +3,6 @@ import json
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -87,24 +86,13 @@ def test_nan_loss_fails_that_run_and_the_grid_goes_on(tmp_path):
     assert not (Path(report.failed[0]) / "last.pt").exists()
 
 
-def test_interrupted_run_resumes_to_the_same_result(debug_raw, tmp_path, monkeypatch):
+def test_interrupted_run_resumes_to_the_same_result(debug_raw, tmp_path, train_interrupted):
     cfg = resolve_run({**debug_raw, "optim": {**debug_raw["optim"], "epochs": 4}, "dagr": {"enabled": True}})
     _, straight = run_one(cfg, tmp_path / "straight")
-
-    original = Trainer.train_epoch
-
-    def interrupt_at_epoch_2(self, epoch):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        return original(self, epoch)
-
     run = run_dir_for(cfg, tmp_path / "resumed")
-    monkeypatch.setattr(Trainer, "train_epoch", interrupt_at_epoch_2)
-    with pytest.raises(KeyboardInterrupt):
-        Trainer(cfg, run).fit()
+    resume = train_interrupted(cfg, run, at_epoch=2)
     assert run.last.exists() and not run.is_done() and len(run.read_metrics()) == 2
-    monkeypatch.setattr(Trainer, "train_epoch", original)
-    Trainer(cfg, run).fit()
+    resume()
     assert metrics(run.path) == metrics(straight.path)
     assert run.test_predictions.read_bytes() == straight.test_predictions.read_bytes()
 

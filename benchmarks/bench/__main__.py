@@ -63,8 +63,8 @@ def log(msg: str) -> None:
 
 
 def run(settings: Settings, device: str, gpu_smoke: bool = False, compile: bool = False,
-        sections: tuple[str, ...] = ("steps", "epochs", "memory", "data", "gpu")) -> dict:
-    from . import compute, datapath, gpu, memory
+        sections: tuple[str, ...] = ("steps", "epochs", "memory", "data", "numerics", "gpu")) -> dict:
+    from . import compute, datapath, gpu, memory, numerics
     from .report import machine
 
     s = settings
@@ -103,6 +103,9 @@ def run(settings: Settings, device: str, gpu_smoke: bool = False, compile: bool 
         except Exception as err:  # noqa: BLE001 - the section says why it has no numbers
             traceback.print_exc()
             res["data"] = {"error": f"{type(err).__name__}: {err}"}
+    if "numerics" in sections and not device.startswith("cuda"):
+        log("numerics: portable vs native in fresh processes")
+        res["numerics"] = numerics.measure(reps=2 if s is QUICK else 3, steps=5 if s is QUICK else 40)
     if "gpu" in sections:
         if device.startswith("cuda"):
             log("gpu")
@@ -122,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny shapes and steps: a smoke check in seconds")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:i]")
     parser.add_argument("--compile", action="store_true", help="GPU section: also time torch.compile'd encoders")
-    parser.add_argument("--only", default="", help="comma-separated sections (steps,epochs,memory,data,gpu)")
+    parser.add_argument("--only", default="", help="comma-separated sections (steps,epochs,memory,data,numerics,gpu)")
     parser.add_argument("--readme", help="also copy the header and the targets table into this file, between "
                                         "<!-- table:bench --> and <!-- /table:bench --> markers")
     parser.add_argument("--gpu-smoke-on-cpu", action="store_true", help=argparse.SUPPRESS)
@@ -136,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     settings = QUICK if args.quick else (CUDA if device.startswith("cuda") else Settings())
-    sections = tuple(x for x in args.only.split(",") if x) or ("steps", "epochs", "memory", "data", "gpu")
+    sections = tuple(x for x in args.only.split(",") if x) or ("steps", "epochs", "memory", "data", "numerics", "gpu")
     t0 = time.perf_counter()
     res = run(settings, device, args.gpu_smoke_on_cpu, args.compile, sections)
     res["wall_s"] = time.perf_counter() - t0

@@ -36,10 +36,9 @@ def md_table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def targets(res: dict[str, Any]) -> list[Target]:
-    """The issue's targets, on median ratios."""
+    """The targets, on median ratios."""
     out: list[Target] = []
     st = res.get("steps", {}).get("times")
-    ep = res.get("epochs", {}).get("times")
 
     def med(times, num, den):
         return ratio(times, num, den).median if times and num in times and den in times else None
@@ -161,8 +160,25 @@ def render(res: dict[str, Any]) -> str:
                       "epoch × joint (full, est.†)", "peak MB (+ by the step)"], rows),
             "",
         ]
-    lines += render_data(res.get("data", {})) + render_gpu(res.get("gpu"))
+    lines += render_data(res.get("data", {})) + render_numerics(res.get("numerics")) + render_gpu(res.get("gpu"))
     return "\n".join(lines).rstrip() + "\n"
+
+
+def render_numerics(numerics: dict[str, Any] | None) -> list[str]:
+    """The portable numerics' cost: the same steps in fresh processes, portable ÷ native."""
+    out = ["## Portable numerics", ""]
+    if not numerics or "error" in numerics:
+        return out + [f"not measured ({(numerics or {}).get('error', 'skipped')})", ""]
+    t = numerics["times"]
+    return out + [
+        f"{numerics['steps']} training steps of {numerics['what']}, each mode in {len(t['portable'])} fresh "
+        "processes, interleaved (the mode is fixed before torch is imported).",
+        "",
+        md_table(["mode", "s per step", "× native"],
+                 [[mode, f"{spread(t[mode]).median / numerics['steps']:.4f}", _ratio_cell(t, mode, "native")]
+                  for mode in ("native", "portable")]),
+        "",
+    ]
 
 
 def render_data(data: dict[str, Any]) -> list[str]:
