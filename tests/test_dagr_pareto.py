@@ -119,7 +119,7 @@ def test_fixed_weighting_joins_the_loss(debug_raw, tmp_path):
     trainer, batch, grads = one_step_grads(debug_raw, tmp_path, "joint", dagr)
     out = trainer.model(batch.inputs)
     total = sum(trainer.method.losses(out, batch).values())
-    reg = DAGR(t=1.0, tau=0.0, lambda_disperse=0.3, lambda_anchor=0.2)(out.embeddings)
+    reg = DAGR(t=trainer.regularizer.t, tau=0.0, lambda_disperse=0.3, lambda_anchor=0.2)(out.embeddings)
     total = total + 0.3 * reg["disperse"] + 0.2 * reg["anchor"]
     names = list(grads)
     params = dict(trainer.model.named_parameters())
