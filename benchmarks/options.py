@@ -56,7 +56,7 @@ def tables() -> dict[str, Callable[[], str]]:
         "grid": lambda: options_table(config.GridConfig),
         "dagr-rules": dagr_rules_table,
     }
-    for name, cls in METHODS.items():
+    for name, cls in shipped_methods(METHODS).items():
         if cls.Params is not NoParams:
             found[f"method:{name}"] = (lambda p: lambda: options_table(p))(cls.Params)
     for name, dataset in DATASETS.items():
@@ -217,5 +217,11 @@ def dagr_rules_table() -> str:
     from baselines import METHODS
 
     lines = ["| method | where the fixed-form DAGR loss goes |", "|---|---|"]
-    lines += [f"| {cls.title} (`{name}`) | {markdown_cell(cls.dagr_rule)} |" for name, cls in METHODS.items() if cls.supports_dagr]
+    lines += [f"| {cls.title} (`{name}`) | {markdown_cell(cls.dagr_rule)} |"
+              for name, cls in shipped_methods(METHODS).items() if cls.supports_dagr]
     return "\n".join(lines)
+
+
+def shipped_methods(methods: dict[str, type]) -> dict[str, type]:
+    """The methods of the package, without those a program or a test registers for itself."""
+    return {name: cls for name, cls in methods.items() if cls.__module__.startswith("baselines.")}
