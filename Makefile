@@ -27,7 +27,7 @@ TABLE4 = benchmarks/configs/table4_cremad.yaml
 # Folders in YAML single quotes, so that a folder named 2024 stays a name.
 REAL_DATA = --set "run.data.params.root='$(DATA_ROOT)'" $(if $(CACHE_DIR),--set "run.data.params.cache_dir='$(CACHE_DIR)'") --allow-missing $(ALLOW_MISSING)
 
-.PHONY: setup test smoke verify reproduce tables ablation sensitivity temperature figures table1 table4 data-check data-root bench clean-runs
+.PHONY: setup test smoke verify reproduce tables ablation sensitivity temperature figures table1 table4 data-check data-root bench docs clean-runs
 
 setup: $(STAMP)
 
@@ -88,9 +88,14 @@ data-check: $(STAMP) data-root
 data-root:
 	@test -n "$(DATA_ROOT)" || { echo "set DATA_ROOT=<folder of $(DATASET)> (see docs/datasets.md)" >&2; exit 2; }
 
-# Ratios measured side by side in one process (results/bench.md); under 5 minutes on 2 cores.
+# Ratios measured side by side in one process (results/bench.md, its targets in docs/performance.md);
+# under 5 minutes on 2 cores.
 bench: $(STAMP)
-	$(PY) -m benchmarks.bench --out $(RESULTS)/bench.md --readme README.md
+	$(PY) -m benchmarks.bench --out $(RESULTS)/bench.md --readme docs/performance.md
+
+# The option tables of docs/ rendered from the code's config dataclasses (a test checks they are current).
+docs: $(STAMP)
+	$(PY) -m benchmarks docs
 
 # Re-train a fixed sample of the default grid (joint without/with DAGR and the references, seed 0) and
 # compare it bit for bit with the committed results/avdigits/per_seed.csv; exits 1 when they differ.

@@ -13,7 +13,7 @@ from .registry import register
 
 @dataclass(frozen=True)
 class UnimodalParams:
-    modality: str = "audio"
+    modality: str = "audio"  # the one modality trained (a grid's `references` list sets it)
 
 
 @register

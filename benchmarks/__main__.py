@@ -1,17 +1,23 @@
-"""Command line: ``python -m benchmarks {reproduce,grid,tables,list,prepare,data-check} ...``.
+"""Command line of the suite: ``geomreg-bench COMMAND ...`` or ``python -m benchmarks COMMAND ...``.
 
 Exit codes (benchmarks.errors): 0 done; 1 the data cannot reproduce the tables; 2 usage or
 configuration error; 3 runs of the grid failed; 4 a folder or file cannot be read or written;
-130 interrupted.
+130 interrupted. ``COMMAND --help`` gives each command's options; docs/ explains them.
 """
 from __future__ import annotations
 
 import sys
 
-if __name__ == "__main__":  # before anything imports torch: the numerics mode pins its CPU kernels
+
+def configure_numerics(argv: list[str]) -> None:
+    """Before anything imports torch: the numerics mode pins its CPU kernels (benchmarks.numerics)."""
     from benchmarks import numerics
 
-    numerics.configure(numerics.mode_from_argv(sys.argv[1:]))
+    numerics.configure(numerics.mode_from_argv(argv))
+
+
+if __name__ == "__main__":
+    configure_numerics(sys.argv[1:])
 
 import argparse
 import re
@@ -22,23 +28,38 @@ from . import errors
 from .strict import ConfigError
 
 DISK_DATASETS = ("cremad", "kinetics_sounds")
+# Every command with its one-line summary, in the order --help lists them.
+SUMMARIES = {
+    "reproduce": "train a grid (finished runs are skipped), then render its tables",
+    "grid": "train every run of a grid (finished runs are skipped, interrupted ones resume)",
+    "tables": "render results/<config>/table.{md,csv,tex} and per_seed.csv from the run records",
+    "figures": "draw results/<config>/figures/*.{png,pdf} from the run records",
+    "verify": "re-train a fixed sample of a grid and compare it bit for bit with the committed tables",
+    "list": "list the registered methods (with how DAGR joins each) and datasets",
+    "prepare": "decode CREMA-D or Kinetics-Sounds once into a cache folder",
+    "data-check": "check that a CREMA-D or Kinetics-Sounds copy can reproduce the tables",
+    "docs": "render the option tables of docs/ from the code's config dataclasses",
+}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+def console_main() -> int:
+    """The ``geomreg-bench`` console script: the same command line as ``python -m benchmarks``."""
+    configure_numerics(sys.argv[1:])
+    return main(prog="geomreg-bench")
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m benchmarks") -> int:
+    commands = "\n".join(f"  {name:<11} {text}" for name, text in SUMMARIES.items())
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__, epilog=f"commands:\n{commands}",
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--numerics", choices=("portable", "native"),
                         help="CPU numerics: portable (default; the same bits on every x86-64 machine with "
                              "AVX2, one thread per run) or native (fastest kernels of this processor); "
                              "also $GEOMREG_NUMERICS")
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, help_text in (("reproduce", "train the grid, then render its tables"),
-                            ("grid", "train every run of a grid (finished runs are skipped)"),
-                            ("tables", "render results/<config>/table.{md,csv,tex} from the records"),
-                            ("figures", "draw results/<config>/figures/*.{png,pdf} from the records"),
-                            ("verify", "re-train a fixed sample of a grid and compare with its committed "
-                                       "per_seed.csv, bit for bit")):
-        p = sub.add_parser(name, help=help_text)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                help="one of the commands below")
+    for name in ("reproduce", "grid", "tables", "figures", "verify"):
+        p = sub.add_parser(name, description=SUMMARIES[name])
         p.add_argument("config", help="grid YAML, e.g. benchmarks/configs/avdigits.yaml")
         p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config value, e.g. --set run.optim.epochs=5 (repeatable)")
@@ -59,8 +80,12 @@ def main(argv: list[str] | None = None) -> int:
                                        help="the method whose runs (without and with DAGR, first seed) are "
                                             "re-trained with the references (default: joint)")
     sub.choices["verify"].add_argument("--jobs", type=int, default=1, metavar="N", help="runs trained at once")
-    sub.add_parser("list", help="list registered methods and datasets")
+    sub.add_parser("list", description=SUMMARIES["list"])
     add_data_commands(sub)
+    p = sub.add_parser("docs", description=SUMMARIES["docs"] + ", between <!-- options:NAME --> markers")
+    p.add_argument("--check", action="store_true", help="change nothing; exit 1 if a page differs from the code")
+    p.add_argument("--root", default=str(Path(__file__).resolve().parents[1]),
+                   help="the repository root (default: the checkout this package runs from)")
     args = parser.parse_args(argv)
     return run_command(args)
 
@@ -85,7 +110,7 @@ def run_command(args) -> int:
 
 
 def add_data_commands(sub) -> None:
-    p = sub.add_parser("prepare", help="decode CREMA-D or Kinetics-Sounds once into a cache folder")
+    p = sub.add_parser("prepare", description=SUMMARIES["prepare"])
     p.add_argument("dataset", choices=DISK_DATASETS)
     p.add_argument("--raw", required=True, help="the dataset folder, in one of its layouts")
     p.add_argument("--out", required=True, help="folder of the prepared caches (the dataset param cache_dir)")
@@ -94,8 +119,8 @@ def add_data_commands(sub) -> None:
                         "dataset's files changed: size or modification time)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="a dataset param, e.g. --set layout=ogm_ge (repeatable)")
-    p = sub.add_parser("data-check", help="check that a CREMA-D or Kinetics-Sounds copy can reproduce the tables",
-                       description="TARGET is a dataset (cremad, kinetics_sounds; give --root, and dataset "
+    p = sub.add_parser("data-check",
+                       description=SUMMARIES["data-check"] + ". TARGET is a dataset (cremad, kinetics_sounds; give --root, and dataset "
                                    "params with --set key=value) or a grid YAML (the data its runs read, "
                                    "with the grid's --set overrides, e.g. --set run.data.params.root=DIR).")
     p.add_argument("target", metavar="TARGET", help="cremad, kinetics_sounds, or a grid YAML")
@@ -336,7 +361,16 @@ def cmd_verify(args) -> int:
     return verdict.exit_code
 
 
-COMMANDS = {"list": cmd_list, "verify": cmd_verify, "grid": cmd_grid, "tables": cmd_tables, "reproduce": cmd_reproduce,
+def cmd_docs(args) -> int:
+    from .options import stale_pages
+
+    stale = stale_pages(Path(args.root), write=not args.check)
+    verb = "differ from the code (run `python -m benchmarks docs`)" if args.check else "brought up to date"
+    print(f"{', '.join(stale)}: {verb}" if stale else "docs: option tables up to date")
+    return 1 if stale and args.check else errors.OK
+
+
+COMMANDS = {"docs": cmd_docs, "list": cmd_list, "verify": cmd_verify, "grid": cmd_grid, "tables": cmd_tables, "reproduce": cmd_reproduce,
             "figures": cmd_figures, "prepare": cmd_prepare, "data-check": cmd_data_check}
 
 if __name__ == "__main__":

@@ -22,12 +22,12 @@ from .strict import ConfigError, deep_merge, from_dict, set_dotted, to_dict
 
 @dataclass(frozen=True)
 class DataConfig:
-    name: str = "avdigits"
+    name: str = "avdigits"  # a registered dataset (`python -m benchmarks list`)
     params: dict[str, Any] = field(default_factory=dict)  # checked against the dataset's Params
     val_fraction: float = 0.1  # stratified validation split carved from train
     split_seed: int = 0  # the validation split is the same for every training seed
-    batch_size: int = 64
-    eval_batch_size: int = 512
+    batch_size: int = 64  # training batch
+    eval_batch_size: int = 512  # evaluation only: it changes no number
     # Loader worker processes for datasets read from disk: -1 = auto (several on a GPU machine,
     # none on CPU). An execution setting: it does not enter the run's identity (see run_id).
     num_workers: int = -1
@@ -41,10 +41,10 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    encoder: Literal["small_cnn", "resnet18"] = "small_cnn"
+    encoder: Literal["small_cnn", "resnet18"] = "small_cnn"  # one per modality, from scratch
     width: int = 64  # small_cnn embedding width (resnet18 is always 512)
     stem_stride: int = 1  # small_cnn first-convolution stride (resnet18 has its own stride-2 stem)
-    fusion: Literal["concat", "sum"] = "concat"
+    fusion: Literal["concat", "sum"] = "concat"  # concat: one Linear on [φ_a; φ_v]; sum: one Linear per modality, summed
     # "split": unimodal logits from the fused head's weight blocks (OGM-GE); "separate": own heads.
     # "auto" lets the method choose (resolved before the run is hashed).
     unimodal_heads: Literal["auto", "split", "separate"] = "auto"
@@ -54,13 +54,14 @@ class ModelConfig:
 class OptimConfig:
     name: Literal["sgd", "adamw"] = "sgd"
     lr: float = 0.01
-    momentum: float = 0.9
+    momentum: float = 0.9  # SGD only
     weight_decay: float = 1e-4
     epochs: int = 20
-    scheduler: Literal["none", "step", "cosine"] = "step"
-    step_size: int = 70  # epochs, for the step scheduler
+    scheduler: Literal["none", "step", "cosine"] = "step"  # cosine: to 0 over the run's epochs
+    # The step scheduler multiplies the lr by gamma every step_size epochs.
+    step_size: int = 70
     gamma: float = 0.1
-    grad_clip_norm: float | None = None
+    grad_clip_norm: float | None = None  # total-norm clipping of every gradient (methods may clip on their own)
 
     def __post_init__(self) -> None:
         if self.lr <= 0 or self.epochs < 1:
@@ -71,7 +72,7 @@ class OptimConfig:
 class DAGRConfig:
     """Settings of the regularizer; ``geomreg.DAGR`` and ``docs/dagr.md`` give the meaning of each."""
 
-    enabled: bool = False
+    enabled: bool = False  # the grid's arms turn it on (dagr_arms)
     # "pareto": the paper's default (Algorithm 1), beta (alpha* g_inter + (1 - alpha*) g_disp) per encoder,
     # added after the method's own gradient; "fixed": Eq. 6, lambda-weighted losses join the objective.
     weighting: Literal["pareto", "fixed"] = "pareto"
@@ -79,9 +80,12 @@ class DAGRConfig:
     beta: float = 0.2  # the paper's best Pareto point on CREMA-D and Kinetics-Sounds (Fig. 8)
     tau: float = 0.25  # the paper's best anchoring radius (Fig. 8), distance scale [0, 2]
     t: float = 4.0  # not published: chosen on AV-Digits' validation split by `make temperature` (docs/dagr.md)
-    anchor_form: Literal["distance", "squared_distance"] = "distance"  # Eq. 5 | the earlier reconstruction
-    lambda_disperse: float = 0.14  # fixed form: the paper's best direct-form point on CREMA-D (Fig. 7)
+    # "distance": Eq. 5; "squared_distance": the earlier reconstruction, (‖z̃^m − z̃^n‖² − τ)₊ with τ on [0, 4].
+    anchor_form: Literal["distance", "squared_distance"] = "distance"
+    # Fixed-form weights of the two terms: the paper's best direct-form point on CREMA-D (Fig. 7).
+    lambda_disperse: float = 0.14
     lambda_anchor: float = 0.05
+    # "uniformity": Eq. 4 (Wang & Isola's uniformity); "infonce_l2": Wang & He's dispersive loss.
     dispersion_form: Literal["uniformity", "infonce_l2"] = "uniformity"
 
     def __post_init__(self) -> None:
@@ -159,8 +163,8 @@ def unused_keys(cfg: "RunConfig") -> list[str]:
 
 @dataclass(frozen=True)
 class RunConfig:
-    benchmark: str = "avdigits"
-    seed: int = 0
+    benchmark: str = "avdigits"  # set by the grid
+    seed: int = 0  # set by the grid: initialisation, data order, augmentation and frame sampling
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     optim: OptimConfig = OptimConfig()
@@ -168,7 +172,7 @@ class RunConfig:
     dagr: DAGRConfig = DAGRConfig()
     eval: EvalConfig = EvalConfig()
     device: str = "auto"  # "auto": CUDA when present; chosen once by the runner
-    deterministic: bool = True
+    deterministic: bool = True  # deterministic cuDNN kernels (no autotuning)
     # Mixed precision of forward passes: "auto" = bf16 autocast on a CUDA device that supports it,
     # fp32 elsewhere; the precision a run used is recorded in its final.json.
     precision: Literal["auto", "fp32", "bf16"] = "auto"
@@ -201,12 +205,12 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class GridConfig:
-    benchmark: str
+    benchmark: str  # the runs' folder under --runs
     seeds: list[int]
     methods: dict[str, dict[str, Any]]  # method name -> its params
     run: dict[str, Any] = field(default_factory=dict)  # shared RunConfig fields
     dagr_arms: list[str] = field(default_factory=lambda: ["none", "dagr"])  # names in DAGR_ARMS
-    references: list[str] = field(default_factory=lambda: ["audio", "visual"])
+    references: list[str] = field(default_factory=lambda: ["audio", "visual"])  # unimodal reference runs
     # Dotted run keys -> values: every run of the grid is trained at each combination (a sweep).
     sweep: dict[str, list[Any]] = field(default_factory=dict)
     title: str = ""  # heading of the generated table

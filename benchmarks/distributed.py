@@ -13,7 +13,7 @@ rank at once:
 This is not ``DistributedDataParallel``: the methods modulate gradients after the backward pass
 (OGM-GE, MMPareto, DGL), which DDP's hooks would average too early. What each rank computes from its
 batch, it computes from its shard only: batch statistics of BatchNorm, OGM-GE's and MMPareto's
-modulation, DAGR's pairwise dispersion. See README, "One run on several GPUs".
+modulation, DAGR's pairwise dispersion. See docs/performance.md, "One run on several GPUs".
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 These are the quantities behind the paper's Figure 2 (semantic margin, effective rank, cross-modal
 deviation over training) and Figure 3 (matched vs mismatched cross-modal cosine distributions with
-their mean gap Δμ and Kolmogorov–Smirnov distance, Recall@K retrieval); see ``docs/dagr.md``.
+their mean gap Δμ and Kolmogorov–Smirnov distance, Recall@K retrieval); see ``docs/protocol.md``.
 The semantic margin follows the paper's Eq. 45; for the others the paper gives no formula, so every
 function states the definition it implements.
 

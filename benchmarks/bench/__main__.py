@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def splice_targets(readme: Path, text: str) -> None:
-    """The README carries the header and the targets table; results/bench.md has every section."""
+    """docs/performance.md carries the header and the targets table; results/bench.md has every section."""
     from benchmarks.__main__ import splice_table
 
     head, targets = text.split("\n## ")[:2]

@@ -36,7 +36,7 @@ def md_table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def targets(res: dict[str, Any]) -> list[Target]:
-    """The targets, on median ratios."""
+    """The cost targets of `make bench`, on median ratios."""
     out: list[Target] = []
     st = res.get("steps", {}).get("times")
 

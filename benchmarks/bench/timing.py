@@ -83,7 +83,7 @@ def ratio(times: Mapping[str, list[float]], num: str, den: str) -> Spread:
 
 @dataclass(frozen=True)
 class Target:
-    """A target of the issue: ``value <= limit`` (or ``>=`` with ``at_least``); ``value`` None = not measured."""
+    """A cost target: ``value <= limit`` (or ``>=`` with ``at_least``); ``value`` None = not measured."""
 
     what: str
     value: float | None

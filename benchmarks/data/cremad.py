@@ -22,8 +22,9 @@ CLASS_ORDER = ("NEU", "HAP", "SAD", "FEA", "DIS", "ANG")
 
 @dataclass(frozen=True)
 class CremadParams(DiskParams):
-    layout: Literal["auto", "raw", "ogm_ge", "mmpareto"] = "auto"
-    frames_per_clip: int = 1
+    layout: Literal["auto", "raw", "ogm_ge", "mmpareto"] = "auto"  # auto: recognised from the files (docs/datasets.md)
+    frames_per_clip: int = 1  # segments a clip's frames are cut into, one frame drawn from each (DGL: 1)
+    # The field's audio pipeline: resampled to 22,050 Hz, tiled to 3 s, STFT n_fft 512 hop 353, log|S|.
     sample_rate: int = 22050
     clip_seconds: float = 3.0
     n_fft: int = 512

@@ -14,6 +14,7 @@ from .core import TensorSplit
 
 @dataclass(frozen=True)
 class DebugParams:
+    # Samples per class are n / num_classes (train: before the validation split is carved).
     num_classes: int = 4
     n_train: int = 160
     n_test: int = 80
@@ -23,9 +24,10 @@ class DebugParams:
     audio_width: int | None = None  # None → size
     visual_size: int | None = None  # None → size
     frames: int = 2  # visual frames per sample (folded into the batch by the encoder)
+    # Class-pattern strength per modality against unit noise: audio dominates by default.
     audio_signal: float = 1.5
     visual_signal: float = 0.5
-    seed: int = 0
+    seed: int = 0  # the patterns and the noise (fixed, whatever the training seed)
 
 
 class DebugAV:

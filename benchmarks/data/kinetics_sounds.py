@@ -20,12 +20,14 @@ from .media import kinetics_fbank
 
 @dataclass(frozen=True)
 class KineticsSoundsParams(DiskParams):
-    layout: Literal["auto", "raw", "gewu"] = "auto"
-    frames_per_clip: int = 3
+    layout: Literal["auto", "raw", "gewu"] = "auto"  # auto: recognised from the files (docs/datasets.md)
+    frames_per_clip: int = 3  # segments a clip's frames are cut into, one frame drawn from each (DGL: 3)
+    # GeWu's process_audio.py: 16 kHz, Kaldi fbank with 128 mel bins, padded or cut to 1024 frames.
     sample_rate: int = 16000
     num_mel_bins: int = 128
     target_frames: int = 1024
-    norm_mean: float = -4.503877  # AudioSet statistics, as GeWu's process_audio.py
+    # AudioSet normalisation (x - mean) / (2 · std), as GeWu's process_audio.py.
+    norm_mean: float = -4.503877
     norm_std: float = 5.141276
 
     def __post_init__(self) -> None:
