@@ -189,3 +189,11 @@ def test_grid_arms_map_to_controls_and_sweeps_reach_only_the_arms_that_read_them
 def test_records_written_before_controls_keep_their_arm():
     assert run_arm({"dagr": {"enabled": True, "terms": "both", "weighting": "pareto"}}) == "dagr"
     assert run_arm({"dagr": {"enabled": False}, "control": {"kind": "barlow_twins"}}) == "barlow-twins"
+
+
+def test_table7_numbers_name_our_arms():
+    from benchmarks.paper import load_paper_table
+
+    table7 = load_paper_table("table7_cremad")
+    assert [r.arm for r in table7.rows] == ["naive-align", "vicreg", "barlow-twins", "unit-sphere", "dagr"]
+    assert table7.rows[2].cell("Visual") == "61.32 ± 3.41" and table7.rows[-1].cell("Multi") == "78.16 ± 0.38"

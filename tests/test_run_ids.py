@@ -16,3 +16,12 @@ FROZEN = json.loads((Path(__file__).with_name("data") / "run_ids.json").read_tex
 def test_shipped_grids_keep_their_run_ids(name):
     runs = expand_grid(load_grid(CONFIGS / name))
     assert sorted(f"{r.label}-{r.run_id()}" for r in runs) == FROZEN[name]
+
+
+@pytest.mark.parametrize("name, base", [("avdigits_controls.yaml", "avdigits.yaml"),
+                                        ("table7_cremad.yaml", "table1_cremad.yaml")])
+def test_control_grids_share_the_dagr_runs_of_their_base(name, base):
+    runs = expand_grid(load_grid(CONFIGS / name))
+    shared = {f"{r.label}-{r.run_id()}" for r in runs if r.arm in ("none", "dagr")}
+    assert shared == {label for label in FROZEN[base] if label.startswith("dgl-") or label.startswith("dgl+dagr-")}
+    assert {r.arm for r in runs} == {"none", "dagr", "naive-align", "vicreg", "barlow-twins", "unit-sphere"}
