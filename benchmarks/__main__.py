@@ -1,4 +1,4 @@
-"""Command line: ``python -m benchmarks {reproduce,grid,tables,list,prepare,data-check} ...``.
+"""Command line: ``python -m benchmarks {reproduce,grid,tables,figures,robustness,list,prepare,data-check} ...``.
 
 Exit codes (benchmarks.errors): 0 done; 1 the data cannot reproduce the tables; 2 usage or
 configuration error; 3 runs of the grid failed; 4 a folder or file cannot be read or written;
@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
                             ("grid", "train every run of a grid (finished runs are skipped)"),
                             ("tables", "render results/<config>/table.{md,csv,tex} from the records"),
                             ("figures", "draw results/<config>/figures/*.{png,pdf} from the records"),
+                            ("robustness", "test accuracy of the grid's finished runs with one modality missing or "
+                                           "corrupted: results/<config>/robustness/"),
                             ("verify", "re-train a fixed sample of a grid and compare with its committed "
                                        "per_seed.csv, bit for bit")):
         p = sub.add_parser(name, help=help_text)
@@ -55,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("reproduce", "grid"):
         add_execution_arguments(sub.choices[name])
         add_allow_missing(sub.choices[name])
+    add_robustness_arguments(sub.choices["robustness"])
     sub.choices["verify"].add_argument("--method", default="joint",
                                        help="the method whose runs (without and with DAGR, first seed) are "
                                             "re-trained with the references (default: joint)")
@@ -82,6 +85,13 @@ def run_command(args) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return errors.INTERRUPTED
+
+
+def add_robustness_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=0, help="seed of the degradations (default 0); the same draws for "
+                                                       "every run, so runs are compared on the same corruptions")
+    p.add_argument("--force", action="store_true", help="measure again even where a run has a record of this protocol")
+    p.add_argument("--no-progress", action="store_true", help="do not print each run as it is measured")
 
 
 def add_data_commands(sub) -> None:
@@ -325,6 +335,25 @@ def cmd_figures(args) -> int:
     return draw_grid_figures(args.config, args.overrides, Path(args.runs), Path(args.results))
 
 
+def cmd_robustness(args) -> int:
+    from .config import load_grid
+    from .robustness import grid_robustness
+    from .robustness_report import render
+
+    grid = load_grid(args.config, args.overrides)
+    measured = grid_robustness(grid, Path(args.runs), args.seed, args.force,
+                               announce=(lambda _: None) if args.no_progress else print)
+    if not measured.results:
+        raise ConfigError(f"{args.config}: no finished runs to evaluate under {args.runs} "
+                          f"({len(measured.missing)} not finished; train the grid first)")
+    out = Path(args.results) / Path(args.config).stem / "robustness"
+    title = f"Robustness to a missing or corrupted modality: grid {Path(args.config).stem} ({grid.benchmark})"
+    render(measured, grid.dagr_arms, out, title, args.seed)
+    print(f"wrote {out}/table.md, table.csv, per_run.csv and the figures ({measured.evaluated} runs measured, "
+          f"{len(measured.results) - measured.evaluated} read back)")
+    return errors.OK if not measured.failed else errors.RUNS_FAILED
+
+
 def cmd_verify(args) -> int:
     from .config import load_grid
     from .verify import verify
@@ -336,7 +365,7 @@ def cmd_verify(args) -> int:
 
 
 COMMANDS = {"list": cmd_list, "verify": cmd_verify, "grid": cmd_grid, "tables": cmd_tables, "reproduce": cmd_reproduce,
-            "figures": cmd_figures, "prepare": cmd_prepare, "data-check": cmd_data_check}
+            "figures": cmd_figures, "robustness": cmd_robustness, "prepare": cmd_prepare, "data-check": cmd_data_check}
 
 if __name__ == "__main__":
     sys.exit(main())
