@@ -176,7 +176,7 @@ def run_arm(config: dict[str, Any]) -> str:
     return dagr_arm(config["dagr"])
 
 
-def arm_sets(arm: str, dotted_key: str) -> bool:
+def arm_reads(arm: str, dotted_key: str) -> bool:
     """Whether a grid's sweep key applies to an arm: ``dagr.*`` only where DAGR is on, ``control.*``
     only on the control arms (elsewhere they would not change what is trained)."""
     if dotted_key.startswith("dagr."):
@@ -315,7 +315,7 @@ def expand_grid(grid: GridConfig) -> list[RunConfig]:
     """Methods × arms × sweep points × seeds, then the unimodal references (per modality and seed).
 
     Sweep points apply to every method cell; ``dagr.*`` and ``control.*`` sweep keys are left out for
-    arms that do not read them (:func:`arm_sets`) and identical runs are kept once."""
+    arms that do not read them (:func:`arm_reads`) and identical runs are kept once."""
     cells: list[tuple[str, dict[str, Any], str]] = [
         (name, params, arm) for name, params in grid.methods.items() for arm in grid.dagr_arms
     ]
@@ -332,7 +332,7 @@ def expand_grid(grid: GridConfig) -> list[RunConfig]:
                     "control": CONTROL_ARMS.get(arm, {"kind": "none"}),
                 })
                 for key, value in point.items():
-                    if arm_sets(arm, key):
+                    if arm_reads(arm, key):
                         set_dotted(raw, key, value)
                 cfg = resolve_run(raw)
                 runs.setdefault(cfg.run_id(), cfg)
