@@ -56,8 +56,9 @@ def accuracies(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def split_shape(split, dataset: str) -> SplitShape:
-    """The split's size and one sample's shape per modality (from its first item)."""
-    first = next(iter(split.batches(1)))
+    """The split's size and one sample's shape per modality (from its first item, read through a
+    one-item subset: a split read from disk serves one pass at a time, so it is never left mid-pass)."""
+    (first,) = list(split.subset(torch.arange(1)).batches(1))
     return SplitShape(len(split), dataset, {m: tuple(x.shape[1:]) for m, x in first.inputs.items()})
 
 
