@@ -132,7 +132,8 @@ def grid_robustness(grid: GridConfig, runs_root: Path, seed: int = 0, force: boo
         if record is None:
             try:
                 record = evaluate_run(run, seed)
-            except (RuntimeError, ValueError, FileNotFoundError) as err:  # e.g. a method whose evaluation needs training state
+            except (RuntimeError, ValueError, FileNotFoundError) as err:
+                # e.g. a method whose evaluation needs state from training (AGM), or a run without best.pt
                 out.failed.append(f"{cfg.label}: {type(err).__name__}: {err}")
                 continue
             atomic_write_json(path, record)

@@ -27,7 +27,8 @@ from tabulate import tabulate
 
 from .config import ARM_TITLES
 from .figures import ARM_COLORS, save
-from .perturbations import PROTOCOL, Family
+from .paper import mean_std
+from .perturbations import PROTOCOL
 from .records import atomic_write_text
 from .robustness import GridRobustness, RunResult
 from .statistics import PairedComparison, interval_cell, paired_comparison
@@ -38,7 +39,7 @@ FAMILIES = {f.name: f for f in PROTOCOL}
 MEAN = "mean"  # the level label of a degradation's mean over its degraded levels
 
 
-def level_label(family: Family, level: float | None) -> str:
+def level_label(level: float | None) -> str:
     return "clean" if level is None else f"{level:g}"
 
 
@@ -47,21 +48,23 @@ def per_run_frame(results: list[RunResult]) -> pd.DataFrame:
     degraded (non-clean) levels, level ``mean``."""
     rows = []
     for result in results:
+        run = {"method": result.method, "arm": result.arm, "seed": result.seed, "label": result.label}
         for family in PROTOCOL:  # the protocol's order (a record read back has its keys sorted)
-            name = family.name
-            points = result.record["families"].get(name, {}).get("points", [])
+            points = result.record["families"].get(family.name, {}).get("points", [])
             for point in points:
-                rows.append({"method": result.method, "arm": result.arm, "seed": result.seed, "label": result.label,
-                             "family": name, "level": level_label(family, point["level"]),
-                             "achieved": point["achieved"],
-                             **{col: 100 * point[key] if key in point else np.nan for col, key in COLUMNS.items()}})
+                rows.append({**run, "family": family.name, "level": level_label(point["level"]),
+                             "achieved": point["achieved"], **percent(point)})
             degraded = [p for p in points if not family.clean(p["level"])]
             if degraded:
-                rows.append({"method": result.method, "arm": result.arm, "seed": result.seed, "label": result.label,
-                             "family": name, "level": MEAN, "achieved": np.nan,
-                             **{col: 100 * float(np.mean([p[key] for p in degraded])) if key in degraded[0] else np.nan
-                                for col, key in COLUMNS.items()}})
+                means = {key: float(np.mean([p[key] for p in degraded]))
+                         for key in COLUMNS.values() if key in degraded[0]}
+                rows.append({**run, "family": family.name, "level": MEAN, "achieved": np.nan, **percent(means)})
     return pd.DataFrame(rows, columns=["method", "arm", "seed", "label", "family", "level", "achieved", *COLUMNS])
+
+
+def percent(accuracies: dict[str, float]) -> dict[str, float]:
+    """The table columns of a point's accuracies, in % (NaN for a head the run does not have)."""
+    return {col: 100 * accuracies[key] if key in accuracies else np.nan for col, key in COLUMNS.items()}
 
 
 class Cells:
@@ -98,10 +101,10 @@ class Cells:
 
 
 def mean_std_cell(values: list[float]) -> str:
+    """mean ± sample std over seeds, as the accuracy tables write it ("–" without runs)."""
     if not values:
         return "–"
-    std = np.std(values, ddof=1) if len(values) > 1 else float("nan")
-    return f"{np.mean(values):.2f} ± {'n/a' if np.isnan(std) else f'{std:.2f}'}"
+    return mean_std(float(np.mean(values)), np.std(values, ddof=1) if len(values) > 1 else float("nan"))
 
 
 def levels_of(frame: pd.DataFrame, family: str) -> list[str]:
@@ -158,8 +161,9 @@ def paired_table(cells: Cells, method: str, arms: list[str], baseline: str) -> p
             c = cells.against(method, arm, baseline, family, MEAN, "Multi") if arm != baseline else None
             if c is None:
                 continue
-            lines.append({"Degradation": FAMILIES[family].title, "Comparison": f"{ARM_TITLES[arm]} − {ARM_TITLES[baseline]}",
-                          "seeds": str(c.n), "Δ [95% CI] verdict": interval_cell(c.mean, c.ci_low, c.ci_high, c.verdict),
+            lines.append({"Degradation": FAMILIES[family].title,
+                          "Comparison": f"{ARM_TITLES[arm]} − {ARM_TITLES[baseline]}", "seeds": str(c.n),
+                          "Δ [95% CI] verdict": interval_cell(c.mean, c.ci_low, c.ci_high, c.verdict),
                           "sign-flip p (floor)": f"{c.p_value:.3f} ({c.p_floor:.3f})",
                           "seeds improving": f"{c.improved}/{c.n}" + (f" ({c.ties} tied)" if c.ties else "")})
     return pd.DataFrame(lines)
@@ -202,7 +206,8 @@ def render(grid: GridRobustness, arms: list[str], out_dir: Path, title: str, see
              "interval and a verdict (\"better\"/\"worse\" when it excludes 0). Level `mean`: the mean over the "
              "degraded levels. Definitions: docs/robustness.md.", ""]
     for method in methods:
-        parts += [f"## {method}: multimodal accuracy", "", _markdown(accuracy_table(cells, method, arms, baseline, False)), "",
+        parts += [f"## {method}: multimodal accuracy", "",
+                  _markdown(accuracy_table(cells, method, arms, baseline, False)), "",
                   f"## {method}: the degraded modality's own head", "",
                   _markdown(accuracy_table(cells, method, arms, baseline, True)), ""]
         paired = paired_table(cells, method, arms, baseline)
@@ -212,7 +217,8 @@ def render(grid: GridRobustness, arms: list[str], out_dir: Path, title: str, see
                       "and the seeds whose difference is > 0.", "", _markdown(paired), ""]
     markdown = "\n".join(parts)
     atomic_write_text(out_dir / "table.md", markdown)
-    atomic_write_text(out_dir / "table.csv", stats_rows(cells, methods, arms, baseline).to_csv(index=False, float_format="%.4f"))
+    stats = stats_rows(cells, methods, arms, baseline)
+    atomic_write_text(out_dir / "table.csv", stats.to_csv(index=False, float_format="%.4f"))
     atomic_write_text(out_dir / "per_run.csv", frame.to_csv(index=False, float_format="%.4f"))
     for method in methods:
         robustness_figure(frame, method, arms, grid, out_dir / f"robustness_{method_stem(method)}")
@@ -223,7 +229,8 @@ def method_stem(method: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in method.lower()).strip("_")
 
 
-def robustness_figure(frame: pd.DataFrame, method: str, arms: list[str], grid: GridRobustness, out_stem: Path) -> list[Path]:
+def robustness_figure(frame: pd.DataFrame, method: str, arms: list[str], grid: GridRobustness,
+                      out_stem: Path) -> list[Path]:
     """One panel per degradation: multimodal accuracy per level, a curve per arm (mean, band ± std)."""
     fig = Figure(figsize=(16, 7.5), layout="constrained")
     axes = fig.subplots(2, (len(PROTOCOL) + 1) // 2).ravel()
