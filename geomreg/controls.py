@@ -61,7 +61,7 @@ class NoParams:
 
 @dataclass(frozen=True)
 class VICRegParams:
-    """Bardes, Ponce & LeCun (ICLR 2022), §3 and §4.1: ``λ = μ = 25``, ``ν = 1``, ``γ = 1``, ``ε = 1e-4``."""
+    """The defaults of Bardes, Ponce & LeCun (ICLR 2022): ``λ = μ = 25``, ``ν = 1``, ``γ = 1``, ``ε = 1e-4``."""
 
     invariance: float = 25.0  # λ, weight of s(Z, Z')
     variance: float = 25.0  # μ, weight of v(Z) + v(Z')
@@ -77,7 +77,7 @@ class VICRegParams:
 
 @dataclass(frozen=True)
 class BarlowTwinsParams:
-    """Zbontar et al. (ICML 2021), §2 and §4: the off-diagonal weight ``λ = 5·10⁻³``."""
+    """The default of Zbontar et al. (ICML 2021): the off-diagonal weight ``λ = 5·10⁻³``."""
 
     redundancy: float = 5e-3  # λ, weight of the off-diagonal (redundancy-reduction) term
 
