@@ -24,10 +24,13 @@ CACHE_DIR ?=
 ALLOW_MISSING ?= 0
 TABLE1 = benchmarks/configs/table1_$(DATASET).yaml
 TABLE4 = benchmarks/configs/table4_cremad.yaml
+TABLE7 = benchmarks/configs/table7_cremad.yaml
+# The grid whose finished runs `make robustness` degrades at test time (default: the ablation grid).
+ROBUSTNESS ?= benchmarks/configs/avdigits_ablation.yaml
 # Folders in YAML single quotes, so that a folder named 2024 stays a name.
 REAL_DATA = --set "run.data.params.root='$(DATA_ROOT)'" $(if $(CACHE_DIR),--set "run.data.params.cache_dir='$(CACHE_DIR)'") --allow-missing $(ALLOW_MISSING)
 
-.PHONY: setup test smoke verify reproduce tables ablation sensitivity temperature figures table1 table4 data-check data-root bench docs clean-runs
+.PHONY: setup test smoke verify reproduce tables ablation sensitivity temperature controls robustness figures table1 table4 table7 data-check data-root bench docs clean-runs
 
 setup: $(STAMP)
 
@@ -64,6 +67,16 @@ sensitivity:
 temperature:
 	$(MAKE) reproduce CONFIG=benchmarks/configs/avdigits_temperature.yaml
 
+# The Table 7 analogue: DGL with DAGR or an objective control in its place (docs/controls.md).
+controls:
+	$(MAKE) reproduce CONFIG=benchmarks/configs/avdigits_controls.yaml
+
+# The Fig. 9 analogue (docs/robustness.md): test accuracy of the grid's selected checkpoints with one modality
+# missing or corrupted, into $(RESULTS)/<grid>/robustness/. Trains the grid's unfinished runs first.
+robustness: $(STAMP)
+	$(PY) -m benchmarks grid $(ROBUSTNESS) --runs $(RUNS) --jobs $(JOBS) $(SEED_SET) $(ARGS)
+	$(PY) -m benchmarks robustness $(ROBUSTNESS) --runs $(RUNS) --results $(RESULTS) $(SEED_SET) $(ARGS)
+
 # Figures 2 and 3 analogues, the accuracy overview and the sensitivity heat map, from run records.
 figures: $(STAMP)
 	$(PY) -m benchmarks figures benchmarks/configs/avdigits.yaml --runs $(RUNS) --results $(RESULTS) $(SEED_SET)
@@ -80,6 +93,9 @@ table1: $(STAMP) data-root
 
 table4: $(STAMP) data-root
 	$(PY) -m benchmarks reproduce $(TABLE4) --runs $(RUNS) --results $(RESULTS) --jobs $(JOBS) $(REAL_DATA) $(ARGS)
+
+table7: $(STAMP) data-root
+	$(PY) -m benchmarks reproduce $(TABLE7) --runs $(RUNS) --results $(RESULTS) --jobs $(JOBS) $(REAL_DATA) $(ARGS)
 
 # The data of Table 1's runs, with the same params and cache (ARGS: --set overrides of that grid).
 data-check: $(STAMP) data-root

@@ -34,6 +34,7 @@ SUMMARIES = {
     "grid": "train every run of a grid (finished runs are skipped, interrupted ones resume)",
     "tables": "render results/<config>/table.{md,csv,tex} and per_seed.csv from the run records",
     "figures": "draw results/<config>/figures/*.{png,pdf} from the run records",
+    "robustness": "test accuracy of a grid's finished runs with one modality missing or corrupted",
     "verify": "re-train a fixed sample of a grid and compare it bit for bit with the committed tables",
     "list": "list the registered methods (with how DAGR joins each) and datasets",
     "prepare": "decode CREMA-D or Kinetics-Sounds once into a cache folder",
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m benchmarks") -> i
                              "also $GEOMREG_NUMERICS")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 help="one of the commands below")
-    for name in ("reproduce", "grid", "tables", "figures", "verify"):
+    for name in ("reproduce", "grid", "tables", "figures", "robustness", "verify"):
         p = sub.add_parser(name, description=SUMMARIES[name])
         p.add_argument("config", help="grid YAML, e.g. benchmarks/configs/avdigits.yaml")
         p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -76,6 +77,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m benchmarks") -> i
     for name in ("reproduce", "grid"):
         add_execution_arguments(sub.choices[name])
         add_allow_missing(sub.choices[name])
+    add_robustness_arguments(sub.choices["robustness"])
     sub.choices["verify"].add_argument("--method", default="joint",
                                        help="the method whose runs (without and with DAGR, first seed) are "
                                             "re-trained with the references (default: joint)")
@@ -107,6 +109,13 @@ def run_command(args) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return errors.INTERRUPTED
+
+
+def add_robustness_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=0, help="seed of the degradations (default 0); the same draws for "
+                                                       "every run, so runs are compared on the same corruptions")
+    p.add_argument("--force", action="store_true", help="measure again even where a run has a record of this protocol")
+    p.add_argument("--no-progress", action="store_true", help="do not print each run as it is measured")
 
 
 def add_data_commands(sub) -> None:
@@ -351,6 +360,25 @@ def cmd_figures(args) -> int:
     return draw_grid_figures(args.config, args.overrides, Path(args.runs), Path(args.results))
 
 
+def cmd_robustness(args) -> int:
+    from .config import load_grid
+    from .robustness import grid_robustness
+    from .robustness_report import render
+
+    grid = load_grid(args.config, args.overrides)
+    measured = grid_robustness(grid, Path(args.runs), args.seed, args.force,
+                               announce=(lambda _: None) if args.no_progress else print)
+    if not measured.results:
+        raise ConfigError(f"{args.config}: no finished runs to evaluate under {args.runs} "
+                          f"({len(measured.missing)} not finished; train the grid first)")
+    out = Path(args.results) / Path(args.config).stem / "robustness"
+    title = f"Robustness to a missing or corrupted modality: grid {Path(args.config).stem} ({grid.benchmark})"
+    render(measured, grid.dagr_arms, out, title, args.seed)
+    print(f"wrote {out}/table.md, table.csv, per_run.csv and the figures ({measured.evaluated} runs measured, "
+          f"{len(measured.results) - measured.evaluated} read back)")
+    return errors.OK if not measured.failed else errors.RUNS_FAILED
+
+
 def cmd_verify(args) -> int:
     from .config import load_grid
     from .verify import verify
@@ -370,8 +398,9 @@ def cmd_docs(args) -> int:
     return 1 if stale and args.check else errors.OK
 
 
-COMMANDS = {"docs": cmd_docs, "list": cmd_list, "verify": cmd_verify, "grid": cmd_grid, "tables": cmd_tables, "reproduce": cmd_reproduce,
-            "figures": cmd_figures, "prepare": cmd_prepare, "data-check": cmd_data_check}
+COMMANDS = {"docs": cmd_docs, "list": cmd_list, "verify": cmd_verify, "grid": cmd_grid, "tables": cmd_tables,
+            "reproduce": cmd_reproduce, "figures": cmd_figures, "robustness": cmd_robustness,
+            "prepare": cmd_prepare, "data-check": cmd_data_check}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2,7 +2,8 @@
 
 A *run* config describes one training run completely (its hash names the run directory).
 A *grid* config names a benchmark, seeds and methods, and expands into run configs:
-methods × {without, with DAGR} × seeds, plus unimodal reference runs.
+methods × regularizer arms (without and with DAGR, its ablations, the objective controls) × seeds,
+plus unimodal reference runs.
 Dataset- and method-specific options live in ``params`` mappings that are checked against the
 ``Params`` dataclass of the registered dataset or method, so they are as strict as the rest.
 """
@@ -97,6 +98,22 @@ class DAGRConfig:
 
 
 @dataclass(frozen=True)
+class ControlConfig:
+    """An objective control in place of DAGR (the paper's Table 7): ``geomreg.controls`` and
+    ``docs/controls.md`` give the meaning of each kind."""
+
+    kind: Literal["none", "naive_align", "vicreg", "barlow_twins", "unit_sphere"] = "none"
+    # Total strength S: a control loss joins the objective as S · Σ c_k T_k / Σ c_k (its authors'
+    # coefficients c_k); 0.19 = lambda_disperse + lambda_anchor of DAGR's fixed form.
+    strength: float = 0.19
+    params: dict[str, Any] = field(default_factory=dict)  # the control's coefficients, checked against its Params
+
+    def __post_init__(self) -> None:
+        if self.strength < 0:
+            raise ConfigError(f"control.strength must be >= 0, got {self.strength}")
+
+
+@dataclass(frozen=True)
 class MethodConfig:
     name: str = "joint"
     params: dict[str, Any] = field(default_factory=dict)  # checked against the method's Params
@@ -123,12 +140,25 @@ DAGR_ARMS: dict[str, dict[str, Any]] = {
 }
 
 
+# The objective controls a grid can train in place of DAGR (Table 7): name -> the run's `control`.
+CONTROL_ARMS: dict[str, dict[str, Any]] = {
+    "naive-align": {"kind": "naive_align"},  # always-on alignment: anchoring with tau = 0, no dispersion
+    "vicreg": {"kind": "vicreg"},
+    "barlow-twins": {"kind": "barlow_twins"},
+    "unit-sphere": {"kind": "unit_sphere"},  # L2-normalized embeddings, no loss
+}
+ARMS: tuple[str, ...] = (*DAGR_ARMS, *CONTROL_ARMS)
+
 ARM_TITLES = {
     "none": "no regularizer",
     "dagr": "DAGR (Pareto-balanced)",
     "dagr-fixed": "DAGR, fixed weights",
     "disperse": "dispersion only",
     "anchor": "anchoring only",
+    "naive-align": "naive alignment (always on)",
+    "vicreg": "VICReg-style",
+    "barlow-twins": "Barlow Twins-style",
+    "unit-sphere": "unit sphere only",
 }
 
 
@@ -141,17 +171,41 @@ def dagr_arm(dagr: dict[str, Any]) -> str:
     return "dagr-fixed" if dagr.get("weighting") == "fixed" else "dagr"
 
 
+def run_arm(config: dict[str, Any]) -> str:
+    """The arm of a (resolved) run config mapping: its control, else its DAGR arm. Records written
+    before controls existed have no ``control`` section."""
+    kind = (config.get("control") or {}).get("kind", "none")
+    if kind != "none":
+        return next(arm for arm, control in CONTROL_ARMS.items() if control["kind"] == kind)
+    return dagr_arm(config["dagr"])
+
+
+def arm_reads(arm: str, dotted_key: str) -> bool:
+    """Whether a grid's sweep key applies to an arm: ``dagr.*`` only where DAGR is on, ``control.*``
+    only on the control arms (elsewhere they would not change what is trained)."""
+    if dotted_key.startswith("dagr."):
+        return DAGR_ARMS.get(arm, {}).get("enabled", False)
+    if dotted_key.startswith("control."):
+        return arm in CONTROL_ARMS
+    return True
+
+
 # Keys of a run config that say how and where it executes, not what it computes.
 EXECUTION_KEYS = ("device", "data.num_workers", "data.params.root", "data.params.cache_dir")
 
 
 def unused_keys(cfg: "RunConfig") -> list[str]:
     """Dotted keys a run does not read, given its other settings: the regularizer's settings when it is
-    off, SGD's momentum under AdamW, the step schedule's settings under another schedule, the small
-    CNN's shape under ResNet-18."""
+    off, the control section without a control (its strength and params without a loss), SGD's
+    momentum under AdamW, the step schedule's settings under another schedule, the small CNN's shape
+    under ResNet-18."""
     keys = []
     if not cfg.dagr.enabled:
         keys += [f"dagr.{key}" for key in to_dict(cfg.dagr) if key != "enabled"]
+    if cfg.control.kind == "none":
+        keys.append("control")  # the whole section: runs without a control keep their ids
+    elif cfg.control.kind == "unit_sphere":
+        keys += ["control.strength", "control.params"]
     if cfg.optim.name != "sgd":
         keys.append("optim.momentum")
     if cfg.optim.scheduler != "step":
@@ -170,6 +224,7 @@ class RunConfig:
     optim: OptimConfig = OptimConfig()
     method: MethodConfig = MethodConfig()
     dagr: DAGRConfig = DAGRConfig()
+    control: ControlConfig = ControlConfig()
     eval: EvalConfig = EvalConfig()
     device: str = "auto"  # "auto": CUDA when present; chosen once by the runner
     deterministic: bool = True  # deterministic cuDNN kernels (no autotuning)
@@ -180,11 +235,11 @@ class RunConfig:
 
     @property
     def arm(self) -> str:
-        return dagr_arm(to_dict(self.dagr))
+        return run_arm(to_dict(self))
 
     @property
     def label(self) -> str:
-        """Human-readable name: method, DAGR arm and seed (the directory adds the config hash)."""
+        """Human-readable name: method, regularizer arm and seed (the directory adds the config hash)."""
         return f"{self.method.name}{'' if self.arm == 'none' else '+' + self.arm}-s{self.seed}"
 
     def run_id(self) -> str:
@@ -209,7 +264,7 @@ class GridConfig:
     seeds: list[int]
     methods: dict[str, dict[str, Any]]  # method name -> its params
     run: dict[str, Any] = field(default_factory=dict)  # shared RunConfig fields
-    dagr_arms: list[str] = field(default_factory=lambda: ["none", "dagr"])  # names in DAGR_ARMS
+    dagr_arms: list[str] = field(default_factory=lambda: ["none", "dagr"])  # names in ARMS
     references: list[str] = field(default_factory=lambda: ["audio", "visual"])  # unimodal reference runs
     # Dotted run keys -> values: every run of the grid is trained at each combination (a sweep).
     sweep: dict[str, list[Any]] = field(default_factory=dict)
@@ -222,9 +277,9 @@ class GridConfig:
                 raise ConfigError(f"run.{key} is set by the grid; remove it from 'run'")
         if not self.seeds:
             raise ConfigError("seeds: give at least one seed")
-        unknown = [a for a in self.dagr_arms if a not in DAGR_ARMS]
+        unknown = [a for a in self.dagr_arms if a not in ARMS]
         if unknown:
-            raise ConfigError(f"dagr_arms: unknown arm(s) {unknown}; choose from {sorted(DAGR_ARMS)}")
+            raise ConfigError(f"dagr_arms: unknown arm(s) {unknown}; choose from {sorted(ARMS)}")
         for key, values in self.sweep.items():
             if not isinstance(values, list) or not values:
                 raise ConfigError(f"sweep.{key}: give a non-empty list of values")
@@ -234,6 +289,7 @@ def resolve_run(raw: dict[str, Any]) -> RunConfig:
     """Validate a raw run mapping and fill every default, including dataset/method params."""
     from baselines import get_method
     from benchmarks.data import get_dataset
+    from geomreg.controls import control_params
 
     cfg = from_dict(RunConfig, raw)
     dataset = get_dataset(cfg.data.name)
@@ -241,21 +297,29 @@ def resolve_run(raw: dict[str, Any]) -> RunConfig:
     data_params = to_dict(from_dict(dataset.Params, cfg.data.params, "data.params"))
     method_params = to_dict(from_dict(method.Params, cfg.method.params, "method.params"))
     heads = method.resolve_unimodal_heads(cfg.model.unimodal_heads)
+    control = cfg.control.kind
+    params = to_dict(from_dict(control_params(control), cfg.control.params, "control.params"))
     if cfg.dagr.enabled and not method.supports_dagr:
         raise ConfigError(f"method {cfg.method.name!r} cannot be combined with DAGR")
+    if control != "none" and not method.supports_dagr:
+        raise ConfigError(f"method {cfg.method.name!r} cannot be combined with the control {control!r}")
+    if control != "none" and cfg.dagr.enabled:
+        raise ConfigError(f"control.kind={control!r} replaces DAGR (Table 7 compares them): set dagr.enabled "
+                          "to false or control.kind to none")
     return replace(
         cfg,
         data=replace(cfg.data, params=data_params),
         method=replace(cfg.method, params=method_params),
         model=replace(cfg.model, unimodal_heads=heads),
+        control=replace(cfg.control, params=params),
     )
 
 
 def expand_grid(grid: GridConfig) -> list[RunConfig]:
-    """Methods × DAGR arms × sweep points × seeds, then the unimodal references (per modality and seed).
+    """Methods × arms × sweep points × seeds, then the unimodal references (per modality and seed).
 
-    Sweep points apply to every method cell; ``dagr.*`` sweep keys are left out for arms without
-    the regularizer (they would not change what is trained) and identical runs are kept once."""
+    Sweep points apply to every method cell; ``dagr.*`` and ``control.*`` sweep keys are left out for
+    arms that do not read them (:func:`arm_reads`) and identical runs are kept once."""
     cells: list[tuple[str, dict[str, Any], str]] = [
         (name, params, arm) for name, params in grid.methods.items() for arm in grid.dagr_arms
     ]
@@ -268,10 +332,11 @@ def expand_grid(grid: GridConfig) -> list[RunConfig]:
                     "benchmark": grid.benchmark,
                     "seed": seed,
                     "method": {"name": name, "params": params},
-                    "dagr": DAGR_ARMS[arm],
+                    "dagr": DAGR_ARMS.get(arm, DAGR_ARMS["none"]),
+                    "control": CONTROL_ARMS.get(arm, {"kind": "none"}),
                 })
                 for key, value in point.items():
-                    if arm != "none" or not key.startswith("dagr."):
+                    if arm_reads(arm, key):
                         set_dotted(raw, key, value)
                 cfg = resolve_run(raw)
                 runs.setdefault(cfg.run_id(), cfg)

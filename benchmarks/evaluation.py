@@ -1,13 +1,14 @@
 """Accuracy and macro-F1 of the fused and the unimodal predictions, optionally the
 representation geometry of the embeddings (``geomreg.geometry``), and the per-sample predicted
-classes (:class:`PredictionLog`, kept per epoch so comparisons can be paired by sample)."""
+classes (:class:`PredictionLog`, kept per epoch so comparisons can be paired by sample).
+A :class:`Perturbation` degrades inputs or embeddings on the way (``benchmarks.robustness``)."""
 from __future__ import annotations
 
 import io
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -37,23 +38,49 @@ def model_unimodal_logits(out: ModelOutput) -> dict[str, Tensor]:
     return out.unimodal_logits
 
 
+class Perturbation(Protocol):
+    """A test-time degradation. ``rows`` are the batch's sample positions in the split, so that what
+    a sample gets never depends on the batch size."""
+
+    def inputs(self, inputs: dict[str, Tensor], rows: Tensor) -> dict[str, Tensor]:
+        """The batch's inputs as the encoders should see them."""
+
+    def embeddings(self, embeddings: dict[str, Tensor], rows: Tensor) -> dict[str, Tensor]:
+        """The pooled embeddings as the heads should see them."""
+
+
+def perturbed_forward(model: MultimodalModel, inputs: dict[str, Tensor], perturbation: Perturbation,
+                      rows: Tensor) -> ModelOutput:
+    """``model(inputs)`` with the perturbation applied to the inputs and to the embeddings."""
+    embeddings = perturbation.embeddings(model.encode(perturbation.inputs(inputs, rows)), rows)
+    logits, unimodal = model.heads(embeddings)
+    return ModelOutput(embeddings, logits, unimodal)
+
+
 @torch.no_grad()
 def evaluate(model: MultimodalModel, split: TensorSplit, batch_size: int, device: torch.device,
              num_classes: int, unimodal_logits: Callable[[ModelOutput], dict[str, Tensor]] = model_unimodal_logits,
              geometry: bool = False, on_predictions: Callable[[Predictions], None] | None = None,
-             ) -> dict[str, Any]:
+             perturbation: Perturbation | None = None) -> dict[str, Any]:
     """``acc``/``f1``/``loss`` of the fused logits, ``acc_<m>``/``f1_<m>`` per modality
     (from ``unimodal_logits(out)``, the method's evaluation protocol). With ``geometry=True`` also
     ``geometry``: :func:`geomreg.geometry.geometry_summary` of the whole split's embeddings (the
     encoders' outputs, ``out.embeddings``) and labels. ``on_predictions``, when given, receives the
-    per-sample classes behind these metrics (split order)."""
+    per-sample classes behind these metrics (split order). ``perturbation``, when given, degrades each
+    batch's inputs and embeddings (:class:`Perturbation`)."""
     was_training = model.training
     model.eval()
     fused, unimodal, labels = [], {m: [] for m in model.modalities}, []
     embeddings = {m: [] for m in model.modalities}
+    start = 0
     for batch in split.batches(batch_size):
         batch = batch.to(device)
-        out = model(batch.inputs)
+        if perturbation is None:
+            out = model(batch.inputs)
+        else:
+            rows = torch.arange(start, start + len(batch))
+            out = perturbed_forward(model, batch.inputs, perturbation, rows)
+        start += len(batch)
         fused.append(out.logits.float())
         per_modality = unimodal_logits(out)
         for m in model.modalities:

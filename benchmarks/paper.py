@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from .config import DAGR_ARMS
+from .config import ARMS
 from .statistics import interval_cell, welch_interval
 from .strict import ConfigError, from_dict
 
@@ -26,7 +26,7 @@ COLUMNS = ("Audio", "Visual", "Multi")
 class PaperRow:
     title: str  # the row name in the paper
     method: str | None = None  # our method name; None = a method this suite does not run
-    arm: str = "none"  # our DAGR arm that corresponds to the row
+    arm: str = "none"  # our regularizer arm (DAGR or a control) that corresponds to the row
     audio: float | None = None
     visual: float | None = None
     multi: float | None = None
@@ -35,7 +35,7 @@ class PaperRow:
     multi_std: float | None = None
 
     def __post_init__(self) -> None:
-        if self.arm not in DAGR_ARMS:
+        if self.arm not in ARMS:
             raise ConfigError(f"paper row {self.title!r}: unknown arm {self.arm!r}")
 
     def cell(self, column: str) -> str:

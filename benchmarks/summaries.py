@@ -32,7 +32,7 @@ import yaml
 
 from baselines import METHODS
 
-from .config import dagr_arm
+from .config import run_arm
 from .records import RunDir
 from .selection import SELECTION_RULES, select_epoch
 from .statistics import PairedComparison, SampleCounts, paired_comparison, sample_counts
@@ -92,7 +92,7 @@ def grid_records(grid, runs_root: Path) -> tuple[list[Record], list[dict[str, An
 
 
 def arm_of(record: Record) -> str:
-    return dagr_arm(record["config"]["dagr"])
+    return run_arm(record["config"])
 
 
 def method_of(record: Record) -> str:
@@ -147,7 +147,7 @@ def results_frame(records: list[Record], rule: str) -> pd.DataFrame:
         cfg = rec["config"]
         test = select_epoch(rec["metrics"], rule)["test"]
         unimodal = cfg["method"]["name"] == "unimodal"
-        row = {"method": row_name(cfg), "reference": unimodal, "arm": dagr_arm(cfg["dagr"]), "seed": cfg["seed"],
+        row = {"method": row_name(cfg), "reference": unimodal, "arm": run_arm(cfg), "seed": cfg["seed"],
                "record": index}
         for col, key in COLUMNS:
             row[col] = 100 * test[key] if key in test and not (unimodal and key == "acc") else float("nan")

@@ -27,7 +27,7 @@ from tabulate import tabulate
 
 from baselines import METHODS
 
-from .config import ARM_TITLES, dagr_arm
+from .config import ARM_TITLES, run_arm
 from .data.fingerprint import fingerprint_lines
 from .paper import PaperTable, comparison_table, mean_std
 from .records import atomic_write_text
@@ -226,7 +226,7 @@ def _shown_params(params: dict[str, Any]) -> dict[str, Any]:
 
 def cost_table(records: list[dict[str, Any]]) -> pd.DataFrame | None:
     """Mean wall seconds per epoch (training + evaluation) per method and arm, relative to joint training."""
-    rows = [{"method": row_name(r["config"]), "arm": dagr_arm(r["config"]["dagr"]),
+    rows = [{"method": row_name(r["config"]), "arm": run_arm(r["config"]),
              "s_per_epoch": r["final"]["wall_time_s"] / r["final"]["epochs"]}
             for r in records if "wall_time_s" in r["final"]]
     if not rows:
@@ -315,7 +315,7 @@ def render(records: list[dict[str, Any]], out_dir: Path, title: str, *, failed: 
              *header(records, list(failed), list(missing)), ""]
     if sweep:
         parts += sensitivity_section(records, list(sweep))
-        records = [r for r in records if dagr_arm(r["config"]["dagr"]) == "none"]
+        records = [r for r in records if run_arm(r["config"]) == "none"]
     cells = {rule: Cells(records, rule) for rule in ("best_val", "best_test")}
     tables = {rule: accuracy_section(c, list(arms), list(rows)) for rule, c in cells.items()}
     for rule, heading in (("best_val", "Validation-selected (our protocol)"),

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from baselines import Method, MethodSetup, get_method
 from geomreg import DAGR, GeometryGradients
+from geomreg.controls import control_loss
 
 from .compute import autocast, choose_device, prepare_model, resolve_precision, use_channels_last
 from .config import RunConfig, dump_yaml
@@ -62,7 +63,10 @@ def build_scheduler(cfg: RunConfig, optimizer: torch.optim.Optimizer):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
 
 
-def build_regularizer(cfg: RunConfig) -> DAGR | None:
+def build_regularizer(cfg: RunConfig) -> torch.nn.Module | None:
+    """DAGR, or an objective control's loss (``geomreg.controls``; None for unit-sphere, which has none)."""
+    if cfg.control.kind != "none":
+        return control_loss(cfg.control.kind, cfg.control.strength, cfg.control.params)
     d = cfg.dagr
     if not d.enabled:
         return None
@@ -103,7 +107,8 @@ class Trainer:
         self.data: DatasetSplits = load_data(cfg.data, method_cls.modalities(params, available), self.device)
         self.precision = resolve_precision(cfg.precision, self.device)
         self.channels_last = use_channels_last(cfg.channels_last, self.device)
-        model = build_model(cfg.model, self.data.channels, self.data.num_classes)
+        model = build_model(cfg.model, self.data.channels, self.data.num_classes,
+                            unit_sphere=cfg.control.kind == "unit_sphere")
         self.model: MultimodalModel = prepare_model(model, self.device, self.channels_last)
         self.generator = torch.Generator().manual_seed(cfg.seed)
         setup = MethodSetup(self.data, cfg.optim.epochs, cfg.data.batch_size, self.device, self.generator, cfg.optim.lr)
@@ -180,12 +185,13 @@ class Trainer:
         return logs
 
     def compute_gradients(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """Forward, the method's losses and gradient processing, DAGR: every ``.grad`` of one step."""
+        """Forward, the method's losses and gradient processing, DAGR or a control: every ``.grad`` of one
+        step. A control's loss joins the objective like DAGR's fixed form (``Method.backward``)."""
         self.optimizer.zero_grad(set_to_none=True)
         with autocast(self.precision, self.device):
             out = self.model(batch.inputs)
             losses = self.method.losses(out, batch)
-        embeddings = {m: z.float() for m, z in out.embeddings.items()}  # DAGR in fp32 (bf16 rounds distances)
+        embeddings = {m: z.float() for m, z in out.embeddings.items()}  # regularizer in fp32 (bf16 rounds distances)
         reg = self.regularizer(embeddings) if self.regularizer is not None else None
         geometry = self._geometry_gradients(reg, embeddings)  # before the method's backward frees the graph
         fixed_loss = reg["loss"] if reg is not None and geometry is None else None
@@ -200,22 +206,24 @@ class Trainer:
             logs.update({f"dagr/alpha/{m}": a for m, a in geometry.alphas.items()})
         logs.update(losses)
         if reg is not None:
-            logs.update({f"dagr/{k}": v for k, v in reg.items()})
+            prefix = "dagr" if isinstance(self.regularizer, DAGR) else "control"
+            logs.update({f"{prefix}/{k}": v for k, v in reg.items()})
         logs["objective"] = objective.detach()
         return logs
 
     def _geometry_gradients(self, reg: dict[str, torch.Tensor] | None,
                             embeddings: dict[str, torch.Tensor]) -> GeometryGradients | None:
         """DAGR's Pareto-weighted gradient per encoder, or None when the fixed form joins the loss."""
-        if reg is None or self.regularizer.weighting != "pareto":
+        if reg is None or not isinstance(self.regularizer, DAGR) or self.regularizer.weighting != "pareto":
             return None
         encoders = {m: self.model.encoder_parameters(m) for m in embeddings}
         return self.regularizer.geometry_gradients(reg, embeddings, encoders)
 
-    def evaluate_split(self, split, geometry: bool = False, on_predictions=None) -> dict[str, Any]:
+    def evaluate_split(self, split, geometry: bool = False, on_predictions=None, perturbation=None) -> dict[str, Any]:
         with autocast(self.precision, self.device):
             return evaluate(self.model, split, self.cfg.data.eval_batch_size, self.device, self.data.num_classes,
-                            self.method.eval_unimodal_logits, geometry=geometry, on_predictions=on_predictions)
+                            self.method.eval_unimodal_logits, geometry=geometry, on_predictions=on_predictions,
+                            perturbation=perturbation)
 
     # --- checkpoints and records -------------------------------------------------------------------
     def _checkpoint(self, rows: list[dict[str, Any]], epoch: int, elapsed: float) -> None:

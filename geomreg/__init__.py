@@ -1,14 +1,15 @@
 """geomreg: DAGR (Dispersive and Anchoring Geometric Regularizer, arXiv 2601.21670) for multimodal models.
 
 Standalone (torch only): :class:`DAGR` (the losses and the paper's Pareto-balanced weighting),
-:mod:`geomreg.functional` (the two terms as functions), :mod:`geomreg.pareto` (the min-norm rules) and
-:mod:`geomreg.geometry` (representation-geometry diagnostics). See ``docs/dagr.md``.
+:mod:`geomreg.functional` (the two terms as functions), :mod:`geomreg.pareto` (the min-norm rules),
+:mod:`geomreg.geometry` (representation-geometry diagnostics) and :mod:`geomreg.controls` (the objective
+controls of the paper's Table 7). See ``docs/dagr.md`` and ``docs/controls.md``.
 """
 
-from . import functional, geometry, pareto
+from . import controls, functional, geometry, pareto
 from .geometry import geometry_summary
 from .pareto import ParetoResult, balance_geometry, min_norm_weights, pareto_combine
 from .regularizer import DAGR, GeometryGradients
 
-__all__ = ["DAGR", "GeometryGradients", "functional", "geometry", "geometry_summary", "pareto", "ParetoResult",
-           "balance_geometry", "min_norm_weights", "pareto_combine"]
+__all__ = ["DAGR", "GeometryGradients", "controls", "functional", "geometry", "geometry_summary", "pareto",
+           "ParetoResult", "balance_geometry", "min_norm_weights", "pareto_combine"]

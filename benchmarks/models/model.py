@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .encoders import build_encoder
@@ -20,19 +21,26 @@ class ModelOutput:
 
 
 class MultimodalModel(nn.Module):
-    """Encoders → fusion head. A single-modality model is the unimodal reference."""
+    """Encoders → fusion head. A single-modality model is the unimodal reference.
+
+    ``unit_sphere`` L2-normalizes every pooled embedding before anything reads it (the "unit-sphere
+    only" objective control, ``docs/controls.md``)."""
 
     def __init__(self, encoders: Mapping[str, nn.Module], fusion: str, num_classes: int,
-                 separate_heads: bool) -> None:
+                 separate_heads: bool, unit_sphere: bool = False) -> None:
         super().__init__()
         self.modalities = tuple(encoders)
+        self.unit_sphere = unit_sphere
         self.encoders = nn.ModuleDict(encoders)
         dims = {m: enc.out_dim for m, enc in encoders.items()}
         self.fusion = FUSIONS[fusion](dims, num_classes)
         self.unimodal_heads = SeparateHeads(dims, num_classes) if separate_heads else None
 
     def encode(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        return {m: self.encoders[m](inputs[m]) for m in self.modalities}
+        embeddings = {m: self.encoders[m](inputs[m]) for m in self.modalities}
+        if self.unit_sphere:
+            embeddings = {m: F.normalize(z, dim=1) for m, z in embeddings.items()}
+        return embeddings
 
     def heads(self, embeddings: Mapping[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         """Fused and unimodal logits for given embeddings (methods may pass detached ones)."""
@@ -69,11 +77,12 @@ def init_like_originals(model: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def build_model(model_cfg, modalities: Mapping[str, int], num_classes: int) -> MultimodalModel:
+def build_model(model_cfg, modalities: Mapping[str, int], num_classes: int,
+                unit_sphere: bool = False) -> MultimodalModel:
     """``modalities`` maps each modality the model uses to its input channel count."""
     encoders = {m: build_encoder(model_cfg.encoder, ch, model_cfg.width, model_cfg.stem_stride)
                 for m, ch in modalities.items()}
     model = MultimodalModel(encoders, model_cfg.fusion, num_classes,
-                            separate_heads=model_cfg.unimodal_heads == "separate")
+                            separate_heads=model_cfg.unimodal_heads == "separate", unit_sphere=unit_sphere)
     init_like_originals(model)
     return model
