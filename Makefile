@@ -84,6 +84,7 @@ figures: $(STAMP)
 	$(PY) -m benchmarks figures benchmarks/configs/avdigits_sensitivity.yaml --runs $(RUNS) --results $(RESULTS) $(SEED_SET)
 	$(PY) -m benchmarks figures benchmarks/configs/avdigits_sensitivity_fixed.yaml --runs $(RUNS) --results $(RESULTS) $(SEED_SET)
 	$(PY) -m benchmarks figures benchmarks/configs/avdigits_temperature.yaml --runs $(RUNS) --results $(RESULTS) $(SEED_SET)
+	$(PY) -m benchmarks figures benchmarks/configs/avdigits_controls.yaml --runs $(RUNS) --results $(RESULTS) $(SEED_SET)
 
 # The paper's tables on real data: make table1 DATASET=cremad DATA_ROOT=/data/CREMA-D (GPU advised).
 # The grid prepares the cache once (or reuses it), prints the data check and stops (exit 1) unless the
