@@ -42,8 +42,8 @@ class DecodeEveryEpoch:
 
         self.p = from_dict(CremaD.Params, params, "data.params")
         plan = CachePlan.make(CremaD, Path(params["root"]), self.p)
-        sources, _ = locate_sources(plan)
-        self.items = [(src, plan.clips.labels[i]) for i, src in sources if plan.clips.splits[i] == "train"]
+        found = locate_sources(plan).found
+        self.items = [(src, plan.clips.labels[i]) for i, src in found if plan.clips.splits[i] == "train"]
         self.transform = v2.Compose([
             v2.RandomResizedCrop(self.p.frame_size, antialias=True), v2.RandomHorizontalFlip(),
             v2.ToDtype(torch.float32, scale=True),
