@@ -78,29 +78,27 @@ def pin_threads() -> None:
         torch.set_num_threads(PORTABLE_THREADS)
 
 
-def cpu_model() -> str:
-    """The processor's model name (Linux: /proc/cpuinfo), else what the platform module says."""
+def cpuinfo_field(*names: str) -> str | None:
+    """The first ``/proc/cpuinfo`` field (Linux) whose line starts with one of ``names``, or None."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith(("model name", "Model", "Hardware")):
+                if line.startswith(names):
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def cpu_model() -> str:
+    """The processor's model name, else what the platform module says."""
+    return cpuinfo_field("model name", "Model", "Hardware") or platform.processor() or platform.machine()
 
 
 def cpu_flags() -> list[str]:
     """The instruction-set flags among :data:`ISA_FLAGS` that this processor reports."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith(("flags", "Features")):
-                    present = set(line.split(":", 1)[1].split())
-                    return [flag for flag in ISA_FLAGS if flag in present]
-    except OSError:
-        pass
-    return []
+    present = set((cpuinfo_field("flags", "Features") or "").split())
+    return [flag for flag in ISA_FLAGS if flag in present]
 
 
 def hardware_record() -> dict[str, Any]:

@@ -146,18 +146,11 @@ def balance_geometry(
     """
     if len(g_disp) != len(g_inter):
         raise ValueError(f"gradient lists differ in length: {len(g_disp)} vs {len(g_inter)}")
-    pairs = [(d, i) for d, i in zip(g_disp, g_inter) if d is not None or i is not None]
+    pairs = [(d if d is not None else torch.zeros_like(i), i if i is not None else torch.zeros_like(d))
+             for d, i in zip(g_disp, g_inter) if d is not None or i is not None]
     if not pairs:
         return [None] * len(g_disp), torch.tensor(0.5, dtype=torch.float64)
-    device = next(t for pair in pairs for t in pair if t is not None).device
-    dd, ii, di = (torch.zeros((), dtype=torch.float64, device=device) for _ in range(3))
-    for d, i in pairs:
-        if d is not None:
-            dd = dd + torch.vdot(d.reshape(-1), d.reshape(-1)).double()
-        if i is not None:
-            ii = ii + torch.vdot(i.reshape(-1), i.reshape(-1)).double()
-        if d is not None and i is not None:
-            di = di + torch.vdot(d.reshape(-1), i.reshape(-1)).double()
+    dd, ii, di = (terms.sum() for terms in _dot_terms([d for d, _ in pairs], [i for _, i in pairs]))
     denom = dd + ii - 2.0 * di
     alpha = torch.where(denom > 0, (dd - di) / denom.clamp_min(torch.finfo(torch.float64).tiny), 0.5).clamp(0.0, 1.0)
     w_inter, w_disp = (beta * alpha).float(), (beta * (1.0 - alpha)).float()
