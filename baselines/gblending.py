@@ -102,27 +102,28 @@ def blend_weights(train_start: dict[str, float], train_end: dict[str, float], va
     return {k: share * raw[k] / total if k in good else weight_floor for k in keys}
 
 
-def head_logits(model, inputs: dict[str, Tensor], head: str) -> Tensor:
-    """Logits of one head: the fused one, or a modality's separate head on its own encoder only."""
-    if head == FUSED:
-        return model(inputs).logits
-    if isinstance(model.unimodal_heads, SeparateHeads):
-        return model.unimodal_heads.fc[head](model.encoders[head](inputs[head]))
-    return model(inputs).unimodal_logits[head]
+def head_logits(model, inputs: dict[str, Tensor], heads: tuple[str, ...]) -> dict[str, Tensor]:
+    """Logits of the given heads: the fused one and/or modalities' separate heads. A lone unimodal head
+    runs its own encoder only; several heads share one forward pass (the same logits, bit for bit)."""
+    if len(heads) == 1 and heads[0] != FUSED and isinstance(model.unimodal_heads, SeparateHeads):
+        m = heads[0]
+        return {m: model.unimodal_heads.fc[m](model.encode(inputs, (m,))[m])}
+    out = model(inputs)
+    return {k: out.logits if k == FUSED else out.unimodal_logits[k] for k in heads}
 
 
 @torch.no_grad()
-def mean_loss(model, split, head: str, batch_size: int, device: torch.device) -> float:
-    """Mean per-sample CE of ``head`` over a whole split, in evaluation mode."""
+def mean_losses(model, split, heads: tuple[str, ...], batch_size: int, device: torch.device) -> dict[str, float]:
+    """Mean per-sample CE of each of ``heads`` over a whole split, in evaluation mode, in one pass."""
     was_training = model.training
     model.eval()
-    total = torch.zeros((), dtype=torch.float64, device=device)
+    totals = {k: torch.zeros((), dtype=torch.float64, device=device) for k in heads}
     for batch in split.batches(batch_size):
         batch = batch.to(device)
-        total += F.cross_entropy(head_logits(model, batch.inputs, head).float(), batch.labels,
-                                 reduction="sum").double()
+        for k, logits in head_logits(model, batch.inputs, heads).items():
+            totals[k] += F.cross_entropy(logits.float(), batch.labels, reduction="sum").double()
     model.train(was_training)
-    return total.item() / max(len(split), 1)
+    return {k: total.item() / max(len(split), 1) for k, total in totals.items()}
 
 
 @register
@@ -149,29 +150,35 @@ class GBlending(Method):
             return epoch == 0
         return epoch % self.super_epoch == 0
 
-    def _probe(self, head: str) -> tuple[float, float, float, float]:
-        """Train a copy with head ``head``'s loss only; (train_start, train_end, val_start, val_end)."""
+    def _probe(self, head: str, start: dict[str, dict[str, float]]) -> tuple[float, float, float, float]:
+        """Train a copy with head ``head``'s loss only; (train_start, train_end, val_start, val_end).
+        ``start`` holds the current model's losses per split and head (one pass serves every probe)."""
         s, p = self.setup, self.params
         train, val = s.data.train, s.data.val
         probe = copy.deepcopy(self.model)
         probe.train()
         opt = torch.optim.SGD(probe.parameters(), lr=self.estimation_lr, momentum=p.estimation_momentum,
                               weight_decay=p.estimation_weight_decay)
-        t0, v0 = (mean_loss(probe, x, head, s.batch_size, s.device) for x in (train, val))
         for _ in range(self.n_estimation):
             probe.train()
             for batch in train.batches(s.batch_size, shuffle=True, generator=s.generator,
                                        drop_last=len(train) > s.batch_size):
                 batch = batch.to(s.device)
                 opt.zero_grad(set_to_none=True)
-                F.cross_entropy(head_logits(probe, batch.inputs, head), batch.labels).backward()
+                F.cross_entropy(head_logits(probe, batch.inputs, (head,))[head], batch.labels).backward()
                 opt.step()
-        t1, v1 = (mean_loss(probe, x, head, s.batch_size, s.device) for x in (train, val))
-        return t0, t1, v0, v1
+        t1, v1 = (mean_losses(probe, x, (head,), s.batch_size, s.device)[head] for x in (train, val))
+        return start["train"][head], t1, start["val"][head], v1
+
+    def start_losses(self) -> dict[str, dict[str, float]]:
+        s = self.setup
+        return {name: mean_losses(self.model, split, self.heads, s.batch_size, s.device)
+                for name, split in (("train", s.data.train), ("val", s.data.val))}
 
     def estimate(self) -> dict[str, float]:
         t0 = time.perf_counter()
-        probes = {k: self._probe(k) for k in self.heads}
+        start = self.start_losses()
+        probes = {k: self._probe(k, start) for k in self.heads}
         self.weights = blend_weights({k: v[0] for k, v in probes.items()}, {k: v[1] for k, v in probes.items()},
                                      {k: v[2] for k, v in probes.items()}, {k: v[3] for k, v in probes.items()},
                                      self.params.delta_o_floor, self.params.weight_floor)

@@ -72,8 +72,16 @@ def paired_cosines(za: Tensor, zb: Tensor) -> tuple[Tensor, Tensor]:
     """Cross-modal cosines ``cos(za_i, zb_j)``: (matched: the N pairs ``i = j``, mismatched: the
     ``N(N-1)`` ordered pairs ``i ≠ j``), both 1-D float64."""
     c = _cosines(za, zb)
-    off_diagonal = ~torch.eye(len(c), dtype=torch.bool)
-    return c.diagonal().clone(), c[off_diagonal]
+    return c.diagonal().clone(), off_diagonal(c)
+
+
+def off_diagonal(c: Tensor) -> Tensor:
+    """The entries ``c[i, j]``, ``i ≠ j``, of a square matrix in row-major order (as ``c[~eye]``, without
+    building an N×N mask): dropping every (N+1)-th entry of the flat matrix drops its diagonal."""
+    n = len(c)
+    if n < 2:
+        return c.new_empty(0)
+    return c.flatten()[1:].view(n - 1, n + 1)[:, :-1].reshape(-1)
 
 
 def delta_mu(matched: Tensor, mismatched: Tensor) -> float:
@@ -139,12 +147,13 @@ def semantic_margin(z: Tensor, labels: Tensor) -> float:
     there are fewer than two classes or no class has two samples.
     """
     labels = labels.flatten()
-    dist = torch.cdist(z.double(), z.double())
-    classes = labels.unique()
-    masks = [labels == c for c in classes]
-    within = [dist[m][:, m] for m in masks if int(m.sum()) >= 2]
+    order = torch.sort(labels, stable=True).indices  # each class a contiguous block, samples in their order
+    dist = torch.cdist(z.double(), z.double())[order][:, order]  # cdist before the reordering: its rounding depends on row positions
+    sizes = torch.unique_consecutive(labels[order], return_counts=True)[1].tolist()
+    blocks = [slice(start, start + size) for start, size in zip(itertools.accumulate([0] + sizes), sizes)]
+    within = [dist[b, b].contiguous() for b, size in zip(blocks, sizes) if size >= 2]
     within_means = [(w.sum() / (len(w) * (len(w) - 1))).item() for w in within]
-    between_means = [dist[a][:, b].mean().item() for (i, a), (j, b) in itertools.permutations(enumerate(masks), 2)]
+    between_means = [dist[a, b].contiguous().mean().item() for a, b in itertools.permutations(blocks, 2)]
     if not within_means or not between_means:
         return math.nan
     return sum(between_means) / len(between_means) - sum(within_means) / len(within_means)
@@ -162,8 +171,10 @@ def cross_modal_cosine_margin(za: Tensor, zb: Tensor, labels: Tensor) -> float:
     c = _cosines(za, zb)
     labels = labels.flatten()
     same = labels[:, None] == labels[None, :]
-    off_diagonal = ~torch.eye(len(c), dtype=torch.bool)
-    pos, neg = c[same & off_diagonal], c[~same]
+    same.diagonal().fill_(False)  # the matched pairs i = j are neither
+    different = ~same
+    different.diagonal().fill_(False)
+    pos, neg = c[same], c[different]
     if len(pos) == 0 or len(neg) == 0:
         return math.nan
     return (pos.mean() - neg.mean()).item()

@@ -195,6 +195,25 @@ def test_probe_delta_g_and_delta_o_on_a_hand_built_case():
         assert logs[f"gblend/dO_{head}"] == pytest.approx((v1 - t1) - (v0 - t0), abs=1e-6)
     assert all(torch.all(p == 0) for p in model.parameters())  # the probes trained copies
     # the run's lr is the default; a set estimation_lr wins over it
-    slow = GBlending(GBlendingParams(estimation_epochs=1, estimation_lr=1.0), model,
-                     replace(setup, lr=0.001))._probe("audio")
+    slow_method = GBlending(GBlendingParams(estimation_epochs=1, estimation_lr=1.0), model, replace(setup, lr=0.001))
+    slow = slow_method._probe("audio", slow_method.start_losses())
     assert slow == pytest.approx(expected["audio"], abs=1e-6)
+
+
+def test_start_losses_of_every_head_in_one_pass_equal_one_pass_per_head():
+    """The estimation measures every head's start losses in one forward pass over a split; a probe's end
+    losses run the head alone (its encoder only, for a modality). Both give the same numbers, bit for bit."""
+    from baselines.gblending import mean_losses
+    from benchmarks.config import ModelConfig
+    from benchmarks.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(encoder="small_cnn", width=16, unimodal_heads="separate"),
+                        {"audio": 1, "visual": 1}, 4)
+    split = TensorSplit({"audio": torch.randn(37, 1, 12, 14), "visual": torch.randn(37, 1, 10, 10)},
+                        torch.randint(0, 4, (37,)))
+    heads = ("fused", "audio", "visual")
+    together = mean_losses(model, split, heads, 8, torch.device("cpu"))
+    alone = {k: mean_losses(model, split, (k,), 8, torch.device("cpu"))[k] for k in heads}
+    assert together == alone
+    assert model.training  # restored after the evaluation-mode passes

@@ -212,3 +212,11 @@ def test_geometry_summary_rejects_unpaired_rows():
     emb, labels = paired_embeddings()
     with pytest.raises(ValueError, match="paired rows"):
         geometry_summary({"audio": emb["audio"], "visual": emb["visual"][:-1]}, labels)
+
+
+@pytest.mark.parametrize("n", [1, 2, 5])
+def test_off_diagonal_is_the_masked_entries_in_row_major_order(n):
+    from geomreg.geometry import off_diagonal
+
+    c = torch.arange(n * n, dtype=torch.float64).reshape(n, n)
+    assert torch.equal(off_diagonal(c), c[~torch.eye(n, dtype=torch.bool)])

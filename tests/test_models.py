@@ -73,3 +73,41 @@ def test_builder_initialises_heads_and_encoders_like_the_originals():
     assert abs(conv.weight.std().item() - kaiming) < 0.05 * kaiming
     bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     assert bns and all(torch.all(m.weight == 1) and torch.all(m.bias == 0) for m in bns)
+
+
+def _pool_inputs():
+    """ReLU'd activations rounded to 0.1: many exact ties (zeros and repeated values), odd sides."""
+    g = torch.Generator().manual_seed(0)
+    return torch.relu(torch.randn(6, 5, 9, 13, generator=g)).round(decimals=1)
+
+
+def test_channels_last_max_pool_equals_max_pool_bit_for_bit():
+    from benchmarks.models.encoders import MaxPool2x2
+
+    x = _pool_inputs()
+    grad_out = torch.randn(6, 5, 4, 6, generator=torch.Generator().manual_seed(1))
+    results = []
+    for pool in (nn.MaxPool2d(2), MaxPool2x2()):
+        leaf = x.clone().requires_grad_()
+        y = pool(leaf)
+        (grad,) = torch.autograd.grad(y, leaf, grad_out)
+        with torch.no_grad():
+            y_eval = pool(x)
+        assert y.is_contiguous() and y_eval.is_contiguous()
+        results.append((y, grad, y_eval))
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+
+
+def test_channels_last_max_pool_under_a_batched_vector_jacobian_product():
+    """DAGR pulls two cotangents back at once (``is_grads_batched``): the pool's backward must batch."""
+    from benchmarks.models.encoders import MaxPool2x2
+
+    x = _pool_inputs()
+    cotangents = torch.randn(2, 6, 5, 4, 6, generator=torch.Generator().manual_seed(2))
+    grads = []
+    for pool in (nn.MaxPool2d(2), MaxPool2x2()):
+        leaf = x.clone().requires_grad_()
+        (grad,) = torch.autograd.grad(pool(leaf * 1.0), leaf, cotangents, is_grads_batched=True)
+        grads.append(grad)
+    assert torch.equal(*grads)

@@ -3,6 +3,7 @@ the vector the fusion head and DAGR act on."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models import resnet18
 
@@ -62,14 +63,42 @@ class SmallCNNEncoder(nn.Module):
         self.in_channels = in_channels
         self.out_dim = width
         self.body = nn.Sequential(
-            _conv_block(in_channels, c1, stem_stride), nn.MaxPool2d(2),
-            _conv_block(c1, c2), nn.MaxPool2d(2),
+            _conv_block(in_channels, c1, stem_stride), MaxPool2x2(),
+            _conv_block(c1, c2), MaxPool2x2(),
             _conv_block(c2, width),
         )
 
     def forward(self, x: Tensor) -> Tensor:
         x, frames = as_image_batch(x, self.in_channels)
         return pool_frames(self.body(x), frames)
+
+
+class MaxPool2x2(nn.Module):
+    """``nn.MaxPool2d(2)`` with the same maxima, argmax and gradients, bit for bit, but about 2.5x faster
+    on a CPU at the small CNN's shapes: PyTorch's channels-first max-pool kernel is not vectorised over
+    channels, so the forward pass runs on a channels-last copy, while the backward pass keeps the
+    channels-first kernel, which is the faster one there (``make bench``, "Where a run's time goes")."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 4 or x.is_contiguous(memory_format=torch.channels_last):
+            return F.max_pool2d(x, 2)
+        if not (torch.is_grad_enabled() and x.requires_grad):
+            return F.max_pool2d(x.contiguous(memory_format=torch.channels_last), 2).contiguous()
+        return _ChannelsLastMaxPool2x2.apply(x)
+
+
+class _ChannelsLastMaxPool2x2(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        pooled, argmax = F.max_pool2d(x.contiguous(memory_format=torch.channels_last), 2, return_indices=True)
+        argmax = argmax.contiguous()  # flat h·W+w per plane, as the channels-first kernel numbers them
+        ctx.save_for_backward(x, argmax)
+        return pooled.contiguous()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        x, argmax = ctx.saved_tensors
+        return torch.ops.aten.max_pool2d_with_indices_backward(grad, x, [2, 2], [2, 2], [0, 0], [1, 1], False, argmax)
 
 
 def _conv_block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:

@@ -1,7 +1,7 @@
 """The multimodal classifier: per-modality encoders, a fusion head, unimodal logits."""
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch.nn.functional as F
@@ -36,8 +36,9 @@ class MultimodalModel(nn.Module):
         self.fusion = FUSIONS[fusion](dims, num_classes)
         self.unimodal_heads = SeparateHeads(dims, num_classes) if separate_heads else None
 
-    def encode(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        embeddings = {m: self.encoders[m](inputs[m]) for m in self.modalities}
+    def encode(self, inputs: Mapping[str, Tensor], modalities: Sequence[str] | None = None) -> dict[str, Tensor]:
+        """The pooled embeddings of ``modalities`` (default: all), from their encoders only."""
+        embeddings = {m: self.encoders[m](inputs[m]) for m in (modalities or self.modalities)}
         if self.unit_sphere:
             embeddings = {m: F.normalize(z, dim=1) for m, z in embeddings.items()}
         return embeddings
