@@ -345,13 +345,25 @@ def splice_table(readme: Path, name: str, markdown: str) -> None:
 def cmd_reproduce(args) -> int:
     from .distributed import current as current_ranks
 
+    from .records import GRID_TIME, atomic_write_json
+    from .runner import grid_time_record
+
     start = time.perf_counter()
     report = train_grid(args)
     if current_ranks().is_main:  # under torchrun, rank 0 alone renders the tables
+        out = Path(args.results) / Path(args.config).stem
+        record = grid_time_record(report, args.jobs, args.executor)
+        if record is not None:  # before the tables, which quote it
+            atomic_write_json(out / GRID_TIME, record)
         cmd_tables(args)  # the tables list the failed runs too
-        print((Path(args.results) / Path(args.config).stem / "table.md").read_text())
-        print(f"make reproduce: total wall time {time.perf_counter() - start:.1f} s")
+        print((out / "table.md").read_text())
+        print(f"make reproduce: trained {len(report.done)} runs ({len(report.skipped)} were already done) in "
+              f"{minutes(report.wall_time_s)} with {args.jobs} jobs; total wall time {minutes(time.perf_counter() - start)}")
     return grid_outcome(report)  # last, where the failures are seen
+
+
+def minutes(seconds: float) -> str:
+    return f"{int(seconds // 60)} min {seconds % 60:04.1f} s"
 
 
 def cmd_figures(args) -> int:

@@ -19,6 +19,8 @@ import torch
 
 from .numerics import hardware_record
 
+GRID_TIME = "grid_time.json"  # in results/<grid>/: the last complete training of the grid (``reproduce``)
+
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())

@@ -52,6 +52,20 @@ class GridReport:
             "".join(f"\n  missing: {m}" for m in self.missing)
 
 
+def grid_time_record(report: GridReport, jobs: int, executor: str) -> dict | None:
+    """How long training the whole grid took, when this invocation trained every run of it (none skipped,
+    none failed); None otherwise (a resumed or partial grid says nothing about the whole)."""
+    if not report.done or report.skipped or not report.ok:
+        return None
+    from .numerics import cpu_flags, cpu_model, current_mode
+    from .records import git_commit
+
+    return {"runs": len(report.done), "jobs": jobs, "executor": executor, "wall_s": round(report.wall_time_s, 1),
+            "cpu": cpu_model(), "avx512": any(flag.startswith("avx512") for flag in cpu_flags()),
+            "numerics": current_mode(), "git": git_commit()["commit"][:10],
+            "date": time.strftime("%Y-%m-%d", time.gmtime())}
+
+
 def run_dir_for(cfg: RunConfig, runs_root: Path) -> RunDir:
     """``<benchmark>/<label>-<run id>``, plus ``-<data tag>`` for a dataset read from a root."""
     return RunDir(Path(runs_root) / cfg.benchmark / run_dir_name(cfg, data_tag(cfg.data)))

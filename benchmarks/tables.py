@@ -30,7 +30,7 @@ from baselines import METHODS
 from .config import ARM_TITLES, run_arm
 from .data.fingerprint import fingerprint_lines
 from .paper import PaperTable, comparison_table, mean_std
-from .records import atomic_write_text
+from .records import GRID_TIME, atomic_write_text
 from .statistics import binomial_se, interval_cell
 from .summaries import (COLUMNS, HARDWARE_KEYS, Comparison, MissingData, Record, compare, hardware_of,
                         method_title, per_seed_frame, results_frame, row_name, row_order, selected_row,
@@ -340,13 +340,25 @@ def render(records: list[dict[str, Any]], out_dir: Path, title: str, *, failed: 
                   _markdown(comparison_table(paper, cells["best_test"].summary, method_title)), ""]
     costs = cost_table(records)
     if costs is not None:
-        parts += ["## Cost", "", "Mean wall time per epoch (training, the method's own passes, evaluation on val "
+        parts += ["## Cost", "", *grid_time_lines(out_dir / GRID_TIME),
+                  "Mean wall time per epoch (training, the method's own passes, evaluation on val "
                   "and test) over seeds, measured on the machine named in each run's final.json; "
                   "timings of runs trained concurrently or on different machines are not comparable.", "",
                   _markdown(costs), ""]
     markdown = "\n".join(parts)
     write_outputs(out_dir, markdown, cells, tables["best_val"], per_seed)
     return markdown
+
+
+def grid_time_lines(path: Path) -> list[str]:
+    """The last complete training of the grid (written by ``reproduce`` when it trained every run)."""
+    if not path.exists():
+        return []
+    t = json.loads(path.read_text())
+    cpu = f"{t['cpu']} ({'with' if t['avx512'] else 'without'} AVX-512)"
+    return [f"The whole grid was last trained from scratch in **{int(t['wall_s'] // 60)} min {t['wall_s'] % 60:02.0f} s**: "
+            f"{t['runs']} runs, {t['jobs']} at a time, on {cpu}, {t['numerics']} numerics, commit {t['git']}, "
+            f"{t['date']} (`{path.name}`).", ""]
 
 
 def against_section(cells: Cells, arms: list[str], rows: list[str], reference: str) -> list[str]:

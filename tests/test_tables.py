@@ -101,3 +101,20 @@ def test_tables_of_a_trained_debug_grid_pair_runs_by_seed_and_by_sample(tmp_path
         total = sum(float(d) for d in row.differences.split(";")) * samples / 100
         assert row.fixed - row.broken == pytest.approx(total, abs=1e-6), row
     assert cli(["tables", *common, "--against", "pmr"]) == 2  # not a method of the grid
+
+
+def test_grid_time_is_recorded_only_for_a_grid_trained_whole_and_quoted_by_the_table(tmp_path):
+    from benchmarks.records import GRID_TIME, atomic_write_json
+    from benchmarks.runner import GridReport, grid_time_record
+    from benchmarks.tables import grid_time_lines
+
+    whole = GridReport(done=["a", "b"], wall_time_s=612.34)
+    assert grid_time_record(GridReport(done=["a"], skipped=["b"]), 2, "local") is None  # resumed
+    assert grid_time_record(GridReport(done=["a"], failed=["b"]), 2, "local") is None
+    assert grid_time_record(GridReport(), 2, "local") is None  # nothing trained
+    record = grid_time_record(whole, 2, "local")
+    assert (record["runs"], record["jobs"], record["wall_s"]) == (2, 2, 612.3)
+    assert grid_time_lines(tmp_path / GRID_TIME) == []
+    atomic_write_json(tmp_path / GRID_TIME, {**record, "cpu": "Some CPU", "avx512": False, "numerics": "portable"})
+    line = grid_time_lines(tmp_path / GRID_TIME)[0]
+    assert "**10 min 12 s**" in line and "2 runs, 2 at a time" in line and "Some CPU (without AVX-512)" in line

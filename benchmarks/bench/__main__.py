@@ -1,9 +1,11 @@
 """``python -m benchmarks.bench [--out results/bench.md] [--quick]``: cost ratios measured side by side.
 
 Sections: DAGR's and each method's step cost (full CREMA-D shapes), each method's epoch cost (reduced
-shapes), peak memory per method (fresh subprocesses), the data path on a fixture, and the GPU epoch
-(CUDA only). The full run is sized for under 5 minutes on a 2-core CPU; each timed section also has a
-time budget that lowers its repetitions (never below 2) when the machine is slower than planned.
+shapes), peak memory per method (fresh subprocesses), where the time of each run of the default grid goes
+and the grid's projected and measured wall time, the data path on a fixture, the portable numerics' cost,
+and the GPU epoch (CUDA only). The full run takes about 8 minutes on a 2-core CPU (half of it the
+default grid's profile); each timed section also has a time budget that lowers its repetitions (never
+below 2) when the machine is slower than planned.
 """
 from __future__ import annotations
 
@@ -41,13 +43,16 @@ class Settings:
     data_reps: int = 3
     wait_workers: int = 1
     encoder: str = "resnet18"  # the quick smoke check uses small_cnn: the code paths, in seconds
+    profile_grid: str = "benchmarks/configs/avdigits.yaml"  # the grid `make reproduce` trains by default
+    profile_overrides: tuple[str, ...] = ()
 
 
 QUICK = Settings(step_shapes=Shapes(32, 24, 32, 1, "quick smoke shapes"), step_batch=4, step_reps=2,
                  step_budget_s=60, epoch_shapes=Shapes(32, 24, 32, 1, "quick smoke shapes"), epoch_batch=4,
                  epoch_batches=3, epoch_reps=2, epoch_budget_s=60, memory_methods=("joint",),
                  memory_shapes=Shapes(32, 24, 32, 1, "quick smoke shapes"), memory_batch=4,
-                 data_clips_per_class=2, data_frame_size=32, data_reps=2, encoder="small_cnn")
+                 data_clips_per_class=2, data_frame_size=32, data_reps=2, encoder="small_cnn",
+                 profile_overrides=("run.optim.epochs=2", "methods={joint: {}, gblending: {}}", "references=[audio]"))
 
 
 _T0 = time.perf_counter()
@@ -62,9 +67,12 @@ def log(msg: str) -> None:
     print(f"[bench {time.perf_counter() - _T0:5.0f} s] {msg}", file=sys.stderr, flush=True)
 
 
+SECTIONS = ("steps", "epochs", "memory", "profile", "data", "numerics", "gpu")
+
+
 def run(settings: Settings, device: str, gpu_smoke: bool = False, compile: bool = False,
-        sections: tuple[str, ...] = ("steps", "epochs", "memory", "data", "numerics", "gpu")) -> dict:
-    from . import compute, datapath, gpu, memory, numerics
+        sections: tuple[str, ...] = SECTIONS, jobs: int = 2, results: Path = Path("results")) -> dict:
+    from . import compute, datapath, gpu, memory, numerics, profile
     from .report import machine
 
     s = settings
@@ -92,6 +100,10 @@ def run(settings: Settings, device: str, gpu_smoke: bool = False, compile: bool 
                 f"the method's hook, one batch){'' if cuda else '; the total includes the interpreter and torch'}")
         res["memory"] = {"what": what, "rows": {m: memory.measure(m, s.memory_shapes, s.memory_batch, s.memory_steps,
                                                                   device, s.encoder) for m in s.memory_methods}}
+    if "profile" in sections and not device.startswith("cuda"):
+        log(f"profile: one seed of {s.profile_grid}, {jobs} runs at a time")
+        res["profile"] = profile.measure(s.profile_grid, list(s.profile_overrides), jobs)
+        res["profile"]["measured"] = profile.measured(results, s.profile_grid)
     if "data" in sections:
         log("data path")
         try:
@@ -125,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny shapes and steps: a smoke check in seconds")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:i]")
     parser.add_argument("--compile", action="store_true", help="GPU section: also time torch.compile'd encoders")
-    parser.add_argument("--only", default="", help="comma-separated sections (steps,epochs,memory,data,numerics,gpu)")
+    parser.add_argument("--only", default="", help=f"comma-separated sections ({','.join(SECTIONS)})")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="runs trained at once by the profile section, as `make reproduce JOBS=` (default: the cores)")
     parser.add_argument("--readme", help="also copy the header and the targets table into this file, between "
                                         "<!-- table:bench --> and <!-- /table:bench --> markers")
     parser.add_argument("--gpu-smoke-on-cpu", action="store_true", help=argparse.SUPPRESS)
@@ -139,9 +153,9 @@ def main(argv: list[str] | None = None) -> int:
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     settings = QUICK if args.quick else (CUDA if device.startswith("cuda") else Settings())
-    sections = tuple(x for x in args.only.split(",") if x) or ("steps", "epochs", "memory", "data", "numerics", "gpu")
+    sections = tuple(x for x in args.only.split(",") if x) or SECTIONS
     t0 = time.perf_counter()
-    res = run(settings, device, args.gpu_smoke_on_cpu, args.compile, sections)
+    res = run(settings, device, args.gpu_smoke_on_cpu, args.compile, sections, args.jobs, Path(args.out).parent)
     res["wall_s"] = time.perf_counter() - t0
     res["quick"] = args.quick
     text = render(res)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import platform
+from pathlib import Path
 from typing import Any
 
 from .timing import Spread, Target, ratio, spread
@@ -11,6 +12,9 @@ TITLES = {"joint": "Joint training", "joint+dagr": "Joint + DAGR (Pareto weighti
           "joint+dagr-fixed": "Joint + DAGR (fixed weights)",
           "ogm_ge": "OGM-GE", "gblending": "G-Blending", "pmr": "PMR", "mmpareto": "MMPareto",
           "mmpareto-floor": "MMPareto floor (2 × autograd.grad, no combination)", "dgl": "DGL"}
+
+
+GRID_BUDGET_S = 900.0  # the default `make reproduce` on a 2-core CPU
 
 
 def machine() -> dict[str, Any]:
@@ -50,6 +54,12 @@ def targets(res: dict[str, Any]) -> list[Target]:
         out.append(Target(f"{TITLES[m]} epoch ÷ joint epoch (full shapes, estimated†)", epoch_estimate(res, m),
                           limit))
     out.append(Target("MMPareto step ÷ its floor (tolerance 5% for noise)", med(st, "mmpareto", "mmpareto-floor"), 1.05))
+    profile = res.get("profile") or {}
+    out.append(Target(f"default grid, projected wall time (s) with {profile.get('jobs', '?')} jobs",
+                      profile.get("projected_s"), GRID_BUDGET_S))
+    measured = profile.get("measured")
+    out.append(Target("default grid, measured wall time (s) of the last complete `make reproduce`",
+                      measured["wall_s"] if measured else None, GRID_BUDGET_S))
     data = res.get("data", {})
     out.append(Target("cached loader ÷ decode-every-epoch, samples/s",
                       data["speedup"].median if "speedup" in data else None, 10.0, at_least=True))
@@ -160,6 +170,7 @@ def render(res: dict[str, Any]) -> str:
                       "epoch × joint (full, est.†)", "peak MB (+ by the step)"], rows),
             "",
         ]
+    lines += render_profile(res.get("profile"))
     lines += render_data(res.get("data", {})) + render_numerics(res.get("numerics")) + render_gpu(res.get("gpu"))
     return "\n".join(lines).rstrip() + "\n"
 
@@ -225,3 +236,45 @@ def render_gpu(gpu: dict[str, Any] | None) -> list[str]:
         md_table(["variant", "s/epoch", "samples/s", "speed-up over fp32"], rows),
         "",
     ]
+
+
+def _minutes(seconds: float) -> str:
+    return f"{int(seconds // 60)} min {seconds % 60:02.0f} s"
+
+
+def render_profile(profile: dict[str, Any] | None) -> list[str]:
+    """Per-run stage seconds of one seed of the default grid, and the grid's projected and measured time."""
+    from .profile import STAGES
+
+    out = ["## Where a run's time goes (the default grid)", ""]
+    if not profile or "error" in profile:
+        return out + [f"not measured ({(profile or {}).get('error', 'skipped')})", ""]
+    rows = profile["rows"]
+    shown = [s for s in STAGES if any(r["stages"][s] >= 0.05 for r in rows)]
+    table = [[r["title"], f"{r['wall_s']:.1f}", str(r["steps"]), *(f"{r['stages'][s]:.1f}" for s in shown)]
+             for r in rows]
+    totals = {s: sum(r["stages"][s] for r in rows) for s in STAGES}
+    run_time = sum(r["wall_s"] for r in rows)
+    table.append(["**all runs**", f"{run_time:.1f}", str(sum(r["steps"] for r in rows)),
+                  *(f"{totals[s]:.1f} ({100 * totals[s] / run_time:.0f}%)" for s in shown)])
+    measured = profile.get("measured")
+    out += [
+        f"The first seed of `{profile['grid']}`{' with ' + ', '.join(profile['overrides']) if profile['overrides'] else ''}: "
+        f"{len(rows)} runs, trained in full the way `make reproduce` trains them ({profile['numerics']} numerics, one "
+        f"thread per run, {profile['jobs']} runs at a time in fresh worker processes). Seconds per stage of each run "
+        "(exclusive: a stage's time leaves out the stages inside it; `benchmarks/bench/profile.py` defines each); "
+        "stages under 0.05 s in every run are left out.",
+        "",
+        md_table(["run", "wall s", "steps", *shown], table),
+        "",
+        f"- this seed's slice: **{profile['slice_wall_s']:.0f} s** wall time; the grid has {profile['seeds']} seeds, "
+        f"so its projected wall time is **{_minutes(profile['projected_s'])}** (slice × seeds; budget "
+        f"{_minutes(GRID_BUDGET_S)}).",
+        "- measured: " + (f"the last complete `make reproduce` of this grid trained {measured['runs']} runs in "
+                          f"**{_minutes(measured['wall_s'])}** with {measured['jobs']} jobs on {measured['cpu']} "
+                          f"({measured['numerics']} numerics, commit {measured['git']}; "
+                          f"`results/{Path(profile['grid']).stem}/grid_time.json`)."
+                          if measured else "no complete `make reproduce` of this grid is recorded yet."),
+        "",
+    ]
+    return out
