@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmarks.summaries import load_records, per_seed_columns
-from benchmarks.tables import render
+from benchmarks.report.summaries import load_records, per_seed_columns
+from benchmarks.report.tables import render
 
 DATA = Path(__file__).parent / "data"
 EXPECTED = DATA / "expected_table.md"
