@@ -1,7 +1,7 @@
 """Method registry: a plain dict filled by the ``@register`` decorator."""
 from __future__ import annotations
 
-from benchmarks.strict import ConfigError
+from benchmarks.run.strict import ConfigError
 
 METHODS: dict[str, type] = {}
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import torch.nn.functional as F
 
-from benchmarks.strict import ConfigError
+from benchmarks.run.strict import ConfigError
 
 from .base import Method
 from .registry import register

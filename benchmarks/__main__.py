@@ -1,6 +1,6 @@
 """Command line of the suite: ``geomreg-bench COMMAND ...`` or ``python -m benchmarks COMMAND ...``.
 
-Exit codes (benchmarks.errors): 0 done; 1 the data cannot reproduce the tables; 2 usage or
+Exit codes (benchmarks.run.errors): 0 done; 1 the data cannot reproduce the tables; 2 usage or
 configuration error; 3 runs of the grid failed; 4 a folder or file cannot be read or written;
 130 interrupted. ``COMMAND --help`` gives each command's options; docs/ explains them.
 """
@@ -10,8 +10,8 @@ import sys
 
 
 def configure_numerics(argv: list[str]) -> None:
-    """Before anything imports torch: the numerics mode pins its CPU kernels (benchmarks.numerics)."""
-    from benchmarks import numerics
+    """Before anything imports torch: the numerics mode pins its CPU kernels (benchmarks.run.numerics)."""
+    from benchmarks.run import numerics
 
     numerics.configure(numerics.mode_from_argv(argv))
 
@@ -24,8 +24,8 @@ import re
 import time
 from pathlib import Path
 
-from . import errors
-from .strict import ConfigError
+from .run import errors
+from .run.strict import ConfigError
 
 DISK_DATASETS = ("cremad", "kinetics_sounds")
 # Every command with its one-line summary, in the order --help lists them.
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m benchmarks") -> i
 
 
 def run_command(args) -> int:
-    """The command's exit code; every expected failure is one line on stderr (codes: benchmarks.errors)."""
+    """The command's exit code; every expected failure is one line on stderr (codes: benchmarks.run.errors)."""
     try:
         return COMMANDS[args.command](args)
     except errors.DataNotSufficient as err:
@@ -159,8 +159,8 @@ def allow_missing_value(text: str):
 
 
 def add_execution_arguments(p: argparse.ArgumentParser) -> None:
-    """Where the runs execute (benchmarks.parallel); under torchrun, the ranks share each run instead."""
-    from .parallel import EXECUTORS
+    """Where the runs execute (benchmarks.run.parallel); under torchrun, the ranks share each run instead."""
+    from .run.parallel import EXECUTORS
 
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="executor local: train N runs at once, each in a worker process with cores/N threads "
@@ -187,7 +187,7 @@ def key_value(text: str) -> tuple[str, str]:
 
 
 def cluster_options(args):
-    from .parallel import ClusterOptions
+    from .run.parallel import ClusterOptions
 
     return ClusterOptions(partition=args.partition, gpus_per_job=args.gpus_per_job, cpus_per_job=args.cpus_per_job,
                           mem_gb=args.mem_gb, time_min=args.time_min, array_parallelism=args.array_parallelism,
@@ -213,7 +213,7 @@ def dataset_params(dataset, overrides: list[str], **folders: str | None) -> obje
 
     import yaml
 
-    from .strict import from_dict
+    from .run.strict import from_dict
 
     text = {name for name, hint in typing.get_type_hints(dataset.Params).items()
             if hint is str or str in typing.get_args(hint)}
@@ -262,9 +262,9 @@ def cmd_data_check(args) -> int:
 
 def data_check_reports(args) -> list:
     """The reports for ``data-check TARGET``: one dataset, or every dataset a grid's runs read."""
-    from .config import expand_grid, load_grid
     from .data import get_dataset
     from .data.check import data_check, disk_data
+    from .run.config import expand_grid, load_grid
 
     if args.target in DISK_DATASETS:
         if args.root is None:
@@ -286,8 +286,8 @@ def cmd_grid(args) -> int:
 
 
 def train_grid(args):
-    from .config import load_grid
-    from .runner import run_grid
+    from .run.config import load_grid
+    from .run.runner import run_grid
 
     grid = load_grid(args.config, args.overrides)
     return run_grid(grid, Path(args.runs), progress=not args.no_progress, jobs=args.jobs, executor=args.executor,
@@ -296,7 +296,7 @@ def train_grid(args):
 
 def grid_outcome(report) -> int:
     """Print the grid's summary (each failed run with its reason); non-zero if any run failed."""
-    from .distributed import current as current_ranks
+    from .run.distributed import current as current_ranks
 
     if current_ranks().is_main:  # under torchrun every rank has the same report
         print(report.summary(), file=sys.stdout if report.ok else sys.stderr)
@@ -304,10 +304,10 @@ def grid_outcome(report) -> int:
 
 
 def cmd_tables(args) -> int:
-    from .config import load_grid
-    from .paper import load_paper_table
-    from .summaries import grid_records, grid_row_titles
-    from .tables import render
+    from .report.paper import load_paper_table
+    from .report.summaries import grid_records, grid_row_titles
+    from .report.tables import render
+    from .run.config import load_grid
 
     grid = load_grid(args.config, args.overrides)
     if args.against is not None and args.against not in grid.methods:
@@ -328,7 +328,7 @@ def cmd_tables(args) -> int:
 def splice_table(readme: Path, name: str, markdown: str) -> None:
     """Replace the text between the table markers with the generated table, less its test-selected
     section (the README shows the honest protocol; table.md keeps both)."""
-    from .records import atomic_write_text
+    from .run.records import atomic_write_text
 
     begin, end = f"<!-- table:{name} -->", f"<!-- /table:{name} -->"
     text = readme.read_text()
@@ -343,10 +343,10 @@ def splice_table(readme: Path, name: str, markdown: str) -> None:
 
 
 def cmd_reproduce(args) -> int:
-    from .distributed import current as current_ranks
+    from .run.distributed import current as current_ranks
 
-    from .records import GRID_TIME, atomic_write_json
-    from .runner import grid_time_record
+    from .run.records import GRID_TIME, atomic_write_json
+    from .run.runner import grid_time_record
 
     start = time.perf_counter()
     report = train_grid(args)
@@ -367,15 +367,15 @@ def minutes(seconds: float) -> str:
 
 
 def cmd_figures(args) -> int:
-    from .figures import draw_grid_figures
+    from .report.figures import draw_grid_figures
 
     return draw_grid_figures(args.config, args.overrides, Path(args.runs), Path(args.results))
 
 
 def cmd_robustness(args) -> int:
-    from .config import load_grid
-    from .robustness import grid_robustness
-    from .robustness_report import render
+    from .report.robustness_report import render
+    from .run.config import load_grid
+    from .train.robustness import grid_robustness
 
     grid = load_grid(args.config, args.overrides)
     measured = grid_robustness(grid, Path(args.runs), args.seed, args.force,
@@ -392,8 +392,8 @@ def cmd_robustness(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from .config import load_grid
-    from .verify import verify
+    from .run.config import load_grid
+    from .run.verify import verify
 
     grid = load_grid(args.config, args.overrides)
     verdict = verify(grid, Path(args.config).stem, Path(args.results), Path(args.runs), args.method, args.jobs)
@@ -402,7 +402,7 @@ def cmd_verify(args) -> int:
 
 
 def cmd_docs(args) -> int:
-    from .options import stale_pages
+    from .report.options import stale_pages
 
     stale = stale_pages(Path(args.root), write=not args.check)
     verb = "differ from the code (run `python -m benchmarks docs`)" if args.check else "brought up to date"

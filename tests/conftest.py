@@ -22,7 +22,7 @@ def debug_raw():
 def train_interrupted(monkeypatch):
     """``train_interrupted(cfg, run_dir, at_epoch=2)``: train until ``KeyboardInterrupt`` at the start of
     ``at_epoch`` (as Ctrl-C would stop it); returns the resume, ``resume()``, to call after any checks."""
-    from benchmarks.trainer import Trainer
+    from benchmarks.train.trainer import Trainer
 
     original = Trainer.train_epoch
 

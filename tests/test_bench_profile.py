@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 
 from benchmarks.bench.profile import STAGES, StageClock, instrument, timed_batches
-from benchmarks.config import resolve_run
-from benchmarks.runner import run_dir_for
-from benchmarks.trainer import Trainer
+from benchmarks.run.config import resolve_run
+from benchmarks.run.runner import run_dir_for
+from benchmarks.train.trainer import Trainer
 
 
 class FakeClock:

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmarks.config import DAGR_ARMS, GridConfig, expand_grid, load_grid, resolve_run
-from benchmarks.strict import ConfigError
+from benchmarks.run.config import DAGR_ARMS, GridConfig, expand_grid, load_grid, resolve_run
+from benchmarks.run.strict import ConfigError
 
 CONFIGS = sorted((Path(__file__).parents[1] / "benchmarks" / "configs").glob("*.yaml"))
 

@@ -4,11 +4,11 @@ import math
 import pytest
 import torch
 
-from benchmarks.config import (CONTROL_ARMS, GridConfig, expand_grid, resolve_run, run_arm)
 from benchmarks.models.model import MultimodalModel, build_model
-from benchmarks.strict import ConfigError
-from benchmarks.trainer import Trainer
-from benchmarks.records import RunDir
+from benchmarks.run.config import (CONTROL_ARMS, GridConfig, expand_grid, resolve_run, run_arm)
+from benchmarks.run.records import RunDir
+from benchmarks.run.strict import ConfigError
+from benchmarks.train.trainer import Trainer
 from geomreg.controls import (BarlowTwins, NaiveAlignment, VICReg, barlow_twins_terms, control_loss,
                               cross_correlation, vicreg_terms)
 from geomreg.functional import anchoring
@@ -192,7 +192,7 @@ def test_records_written_before_controls_keep_their_arm():
 
 
 def test_table7_numbers_name_our_arms():
-    from benchmarks.paper import load_paper_table
+    from benchmarks.report.paper import load_paper_table
 
     table7 = load_paper_table("table7_cremad")
     assert [r.arm for r in table7.rows] == ["naive-align", "vicreg", "barlow-twins", "unit-sphere", "dagr"]

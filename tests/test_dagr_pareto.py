@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from baselines import METHODS
-from benchmarks.config import resolve_run
-from benchmarks.runner import run_dir_for
-from benchmarks.trainer import Trainer
+from benchmarks.run.config import resolve_run
+from benchmarks.run.runner import run_dir_for
+from benchmarks.train.trainer import Trainer
 from geomreg import DAGR, balance_geometry
 
 

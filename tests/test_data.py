@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from benchmarks.config import DataConfig
 from benchmarks.data import load_data
 from benchmarks.data.core import TensorSplit, stratified_split
+from benchmarks.run.config import DataConfig
 
 
 def test_stratified_split_is_seeded_disjoint_and_proportional():

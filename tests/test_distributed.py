@@ -10,12 +10,12 @@ import torch
 import torch.multiprocessing as mp
 
 from benchmarks.__main__ import main
-from benchmarks.config import expand_grid, load_grid, resolve_run
 from benchmarks.data import Batch
-from benchmarks.distributed import Ranks
-from benchmarks.records import RunDir
-from benchmarks.runner import run_dir_for, run_one
-from benchmarks.trainer import Trainer
+from benchmarks.run.config import expand_grid, load_grid, resolve_run
+from benchmarks.run.distributed import Ranks
+from benchmarks.run.records import RunDir
+from benchmarks.run.runner import run_dir_for, run_one
+from benchmarks.train.trainer import Trainer
 
 ROOT = Path(__file__).parents[1]
 GRID_ARGS = [str(ROOT / "benchmarks/configs/debug.yaml"), "--set", "seeds=[0]", "--set", "dagr_arms=[none]",

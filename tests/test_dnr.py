@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from baselines.dnr import blend_toward, diagnosis_epochs, kmeans_purity, purity, relearn_strength
-from benchmarks.config import resolve_run
-from benchmarks.records import RunDir
-from benchmarks.runner import run_dir_for, run_one
-from benchmarks.trainer import Trainer
+from benchmarks.run.config import resolve_run
+from benchmarks.run.records import RunDir
+from benchmarks.run.runner import run_dir_for, run_one
+from benchmarks.train.trainer import Trainer
 
 
 def make_cfg(debug_raw, epochs=4, seed=0):

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from benchmarks.evaluation import macro_f1
-from benchmarks.selection import select_epoch
+from benchmarks.train.evaluation import macro_f1
+from benchmarks.train.selection import select_epoch
 
 
 def test_macro_f1_by_hand():
@@ -31,9 +31,9 @@ def test_selection_rules():
 
 def small_model_and_split(n=25, classes=3):
     """An untrained two-modality model and a random split (images 8×8, 4-d embeddings)."""
-    from benchmarks.config import ModelConfig
     from benchmarks.data import TensorSplit
     from benchmarks.models import build_model
+    from benchmarks.run.config import ModelConfig
 
     torch.manual_seed(0)
     model = build_model(ModelConfig(width=4), {"audio": 1, "visual": 3}, classes)
@@ -44,7 +44,7 @@ def small_model_and_split(n=25, classes=3):
 
 
 def test_evaluate_geometry_summarizes_the_whole_split():
-    from benchmarks.evaluation import evaluate
+    from benchmarks.train.evaluation import evaluate
     from geomreg.geometry import geometry_summary
 
     model, split = small_model_and_split()
@@ -74,7 +74,7 @@ def flatten(tree, prefix=""):
 def test_evaluate_hands_out_the_per_sample_classes_behind_its_metrics():
     import numpy as np
 
-    from benchmarks.evaluation import evaluate
+    from benchmarks.train.evaluation import evaluate
 
     model, split = small_model_and_split()
     seen = []
@@ -106,7 +106,7 @@ def test_prediction_log_round_trips_and_its_file_depends_on_the_contents_only(tm
 
     import numpy as np
 
-    from benchmarks.evaluation import PredictionLog
+    from benchmarks.train.evaluation import PredictionLog
 
     log = PredictionLog()
     for epoch in range(3):
@@ -127,7 +127,7 @@ def test_prediction_log_round_trips_and_its_file_depends_on_the_contents_only(tm
 
 
 def test_prediction_log_refuses_inconsistent_epochs():
-    from benchmarks.evaluation import PredictionLog
+    from benchmarks.train.evaluation import PredictionLog
 
     log = PredictionLog()
     log.add(0, epoch_predictions(0))

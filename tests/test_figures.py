@@ -4,10 +4,9 @@ import json
 import pytest
 import yaml
 
-from benchmarks import figures
 from benchmarks.__main__ import main as cli
-from benchmarks.config import DAGR_ARMS, dump_yaml, expand_grid, load_grid
-from benchmarks.figures import (
+from benchmarks.report import figures
+from benchmarks.report.figures import (
     MissingData,
     accuracy_overview,
     sensitivity_figure,
@@ -15,7 +14,8 @@ from benchmarks.figures import (
     similarity_figure,
     training_curves,
 )
-from benchmarks.runner import run_dir_for
+from benchmarks.run.config import DAGR_ARMS, dump_yaml, expand_grid, load_grid
+from benchmarks.run.runner import run_dir_for
 
 DAGR_DEFAULTS = {"enabled": False, "t": 2.0, "tau": 0.5, "lambda_disperse": 0.1, "lambda_anchor": 0.1,
                  "weighting": "pareto", "terms": "both"}

@@ -7,9 +7,9 @@ import torch
 import baselines.ogm_ge  # noqa: F401  (registers the method)
 from baselines.base import modulation_active
 from baselines.ogm_ge import ogm_coefficients
-from benchmarks.config import resolve_run
-from benchmarks.runner import run_dir_for
-from benchmarks.trainer import Trainer
+from benchmarks.run.config import resolve_run
+from benchmarks.run.runner import run_dir_for
+from benchmarks.train.trainer import Trainer
 
 LN3 = math.log(3.0)
 STRONG_DAGR = {"enabled": True, "lambda_disperse": 1.0, "lambda_anchor": 1.0, "tau": 0.0}

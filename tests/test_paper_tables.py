@@ -6,9 +6,9 @@ import re
 import pandas as pd
 import pytest
 
-from benchmarks.config import DAGR_ARMS
-from benchmarks.paper import PaperRow, PaperTable, load_paper_table
-from benchmarks.tables import render
+from benchmarks.report.paper import PaperRow, PaperTable, load_paper_table
+from benchmarks.report.tables import render
+from benchmarks.run.config import DAGR_ARMS
 
 
 def record(method, arm, seed, multi, audio=50.0, visual=40.0, tau=0.5):

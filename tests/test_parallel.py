@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from benchmarks.__main__ import main
-from benchmarks.config import GridConfig, expand_grid
-from benchmarks.parallel import ClusterOptions, available_cores, job_executor
-from benchmarks.records import RunDir
-from benchmarks.runner import GridReport, record_outcome, run_dir_for, run_grid
+from benchmarks.run.config import GridConfig, expand_grid
+from benchmarks.run.parallel import ClusterOptions, available_cores, job_executor
+from benchmarks.run.records import RunDir
+from benchmarks.run.runner import GridReport, record_outcome, run_dir_for, run_grid
 
 
 

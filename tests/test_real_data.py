@@ -13,7 +13,6 @@ import torch
 import torchaudio
 
 from benchmarks.__main__ import main
-from benchmarks.config import DataConfig
 from benchmarks.data import cache as cache_module
 from benchmarks.data import load_data
 from benchmarks.data.avsplit import LoaderOptions
@@ -24,7 +23,8 @@ from benchmarks.data.fixtures import write_cremad_fixture, write_ks_fixture
 from benchmarks.data.kinetics_sounds import KineticsSounds
 from benchmarks.data.layouts import frame_files
 from benchmarks.data.media import cremad_spectrogram, kinetics_fbank, read_audio, sample_frame_indices
-from benchmarks.strict import ConfigError
+from benchmarks.run.config import DataConfig
+from benchmarks.run.strict import ConfigError
 
 SMALL = 16  # frame size of the fixture tests: the pipeline is the same at 224, only slower
 WRITERS = {"cremad": write_cremad_fixture, "kinetics_sounds": write_ks_fixture}

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import errors
 from benchmarks.__main__ import main
-from benchmarks.config import expand_grid, load_grid
 from benchmarks.data.cremad import CremaD
 from benchmarks.data.fixtures import write_cremad_fixture, write_ks_fixture
-from benchmarks.runner import run_dir_for
+from benchmarks.run import errors
+from benchmarks.run.config import expand_grid, load_grid
+from benchmarks.run.runner import run_dir_for
 
 REPO = Path(__file__).resolve().parent.parent
 SMALL = 16

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from benchmarks.__main__ import main as cli
-from benchmarks.config import load_grid, resolve_run
-from benchmarks.perturbations import (PROTOCOL, AudioNoise, Cutout, FrameDrop, Missing, SpectrogramMask,
+from benchmarks.run.config import load_grid, resolve_run
+from benchmarks.run.runner import run_one
+from benchmarks.train.perturbations import (PROTOCOL, AudioNoise, Cutout, FrameDrop, Missing, SpectrogramMask,
                                       SplitShape, cutout_box, frames_to_drop)
-from benchmarks.robustness import RECORD, evaluate_run, grid_robustness, load_selected
-from benchmarks.runner import run_one
+from benchmarks.train.robustness import RECORD, evaluate_run, grid_robustness, load_selected
 
 ROWS = torch.arange(6)
 

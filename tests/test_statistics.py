@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from benchmarks.statistics import (detectable_difference, paired_comparison, sample_counts, seeds_needed,
+from benchmarks.report.statistics import (detectable_difference, paired_comparison, sample_counts, seeds_needed,
                                    sign_flip_p_value, t_cdf, t_quantile, welch_interval)
 
 # Two-sided 95% quantiles t_{0.975, df}, df = 1..30, as printed in statistics tables (3 decimals).

@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmarks.summaries import load_records, per_seed_columns
-from benchmarks.tables import render
+from benchmarks.report.summaries import load_records, per_seed_columns
+from benchmarks.report.tables import render
 
 DATA = Path(__file__).parent / "data"
 EXPECTED = DATA / "expected_table.md"
@@ -104,9 +104,9 @@ def test_tables_of_a_trained_debug_grid_pair_runs_by_seed_and_by_sample(tmp_path
 
 
 def test_grid_time_is_recorded_only_for_a_grid_trained_whole_and_quoted_by_the_table(tmp_path):
-    from benchmarks.records import GRID_TIME, atomic_write_json
-    from benchmarks.runner import GridReport, grid_time_record
-    from benchmarks.tables import grid_time_lines
+    from benchmarks.report.tables import grid_time_lines
+    from benchmarks.run.records import GRID_TIME, atomic_write_json
+    from benchmarks.run.runner import GridReport, grid_time_record
 
     whole = GridReport(done=["a", "b"], wall_time_s=612.34)
     assert grid_time_record(GridReport(done=["a"], skipped=["b"]), 2, "local") is None  # resumed

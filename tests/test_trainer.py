@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 
 from baselines import METHODS, Method, register
-from benchmarks.config import GridConfig, resolve_run
-from benchmarks.records import RunDir
-from benchmarks.runner import run_dir_for, run_grid, run_one
-from benchmarks.trainer import Trainer
+from benchmarks.run.config import GridConfig, resolve_run
+from benchmarks.run.records import RunDir
+from benchmarks.run.runner import run_dir_for, run_grid, run_one
+from benchmarks.train.trainer import Trainer
 
 ROOT = Path(__file__).parents[1]
 
@@ -171,11 +171,11 @@ def test_dagr_changes_encoder_gradients_only_and_keeps_the_method_intact(name, d
 
 @pytest.mark.parametrize("name", sorted(n for n, cls in METHODS.items() if cls.needs_two_modalities))
 def test_pair_methods_refuse_a_single_modality_model(name, debug_raw):
-    from benchmarks.config import DataConfig, ModelConfig
+    from baselines import MethodSetup
     from benchmarks.data import load_data
     from benchmarks.models import build_model
-    from benchmarks.strict import ConfigError
-    from baselines import MethodSetup
+    from benchmarks.run.config import DataConfig, ModelConfig
+    from benchmarks.run.strict import ConfigError
 
     data = load_data(DataConfig(name="debug"), modalities=("audio",))
     model = build_model(ModelConfig(width=8, unimodal_heads="split"), data.channels, data.num_classes)

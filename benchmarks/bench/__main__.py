@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TQDM_DISABLE", "1")
     import torch
 
-    from benchmarks.records import atomic_write_text
+    from benchmarks.run.records import atomic_write_text
 
     from .report import render
 

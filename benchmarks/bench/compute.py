@@ -1,6 +1,6 @@
 """Step and epoch cost through the suite's own code path: real ``Trainer`` objects on random tensors.
 
-Every variant is a ``benchmarks.trainer.Trainer`` built from a resolved run config on the ``debug``
+Every variant is a ``benchmarks.train.trainer.Trainer`` built from a resolved run config on the ``debug``
 dataset with CREMA-D's input shapes (or reduced ones, said so in the output), ResNet-18 encoders and
 concat fusion; a step is ``trainer.train_step(batch)``, an epoch is ``method.on_epoch_start(e)`` +
 ``trainer.train_epoch(e)`` + ``method.on_epoch_end(e)`` (evaluation is left out: it is the same for all).
@@ -62,7 +62,7 @@ def run_config(method: str, shapes: Shapes, batch_size: int, n_train: int, dagr:
     """A resolved run config. ``epochs`` 10 puts every hooked method in its active window at the first
     epochs and makes G-Blending's super-epoch 1 epoch, so it re-estimates at every epoch (the same
     amortized share as the online default: n estimation epochs per n-epoch super-epoch)."""
-    from benchmarks.config import resolve_run
+    from benchmarks.run.config import resolve_run
 
     raw: dict[str, Any] = {
         "benchmark": "bench",
@@ -85,8 +85,8 @@ def run_config(method: str, shapes: Shapes, batch_size: int, n_train: int, dagr:
 
 
 def build_trainer(cfg, root: Path | None = None):
-    from benchmarks.records import RunDir
-    from benchmarks.trainer import Trainer
+    from benchmarks.run.records import RunDir
+    from benchmarks.train.trainer import Trainer
 
     root = Path(root or tempfile.mkdtemp(prefix="bench-"))
     return Trainer(cfg, RunDir(root / cfg.label))

@@ -38,7 +38,7 @@ class DecodeEveryEpoch:
     def __init__(self, params: dict) -> None:
         from benchmarks.data.cache import CachePlan, locate_sources
         from benchmarks.data.cremad import CremaD
-        from benchmarks.strict import from_dict
+        from benchmarks.run.strict import from_dict
 
         self.p = from_dict(CremaD.Params, params, "data.params")
         plan = CachePlan.make(CremaD, Path(params["root"]), self.p)
@@ -78,7 +78,7 @@ class DecodeEveryEpoch:
 def throughput(root: Path, clips_per_class: int, reps: int, frame_size: int = 224, batch_size: int = 16) -> dict:
     """Samples per second of both paths over the fixture's train clips, interleaved."""
     from benchmarks.data import get_dataset
-    from benchmarks.strict import from_dict
+    from benchmarks.run.strict import from_dict
 
     params = fixture(root, clips_per_class, frame_size)
     dataset = get_dataset("cremad")
@@ -105,7 +105,7 @@ def wait_share(params: dict, workers: int, batch_size: int = 16, device: str = "
                encoder: str = "resnet18") -> dict:
     """One training epoch of a joint ResNet-18 ``Trainer`` on the fixture (real CREMA-D input shapes),
     with the time spent inside the split's batch iterator (waiting for data) measured."""
-    from benchmarks.config import resolve_run
+    from benchmarks.run.config import resolve_run
 
     from .compute import build_trainer
 

@@ -21,9 +21,9 @@ def time_here(steps: int, warmup: int) -> float:
 
     import torch
 
-    from benchmarks.config import expand_grid, load_grid
-    from benchmarks.runner import run_dir_for
-    from benchmarks.trainer import Trainer
+    from benchmarks.run.config import expand_grid, load_grid
+    from benchmarks.run.runner import run_dir_for
+    from benchmarks.train.trainer import Trainer
 
     torch.set_num_threads(1)
     grid = load_grid("benchmarks/configs/avdigits.yaml", ["seeds=[0]", "methods={joint: {}}", "references=[]",
@@ -62,7 +62,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--warmup", type=int, default=5)
     args = parser.parse_args()
-    from benchmarks import numerics
+    from benchmarks.run import numerics
 
     numerics.configure(args.mode)
     print(json.dumps({"mode": args.mode, "seconds": time_here(args.steps, args.warmup)}))

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from benchmarks.evaluation import PredictionLog
+from benchmarks.train.evaluation import PredictionLog
 
 ROOT = Path(__file__).parent / "fake_runs" / "fake"
 SAMPLES = 100

@@ -27,7 +27,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .data import Batch
+from ..data import Batch
 
 
 @dataclass(frozen=True)

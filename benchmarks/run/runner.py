@@ -1,8 +1,8 @@
 """Runs a grid: one directory per run, finished runs skipped, failures recorded, the grid goes on.
 
-The runs execute in this process, in worker processes or as cluster jobs (``benchmarks.parallel``);
+The runs execute in this process, in worker processes or as cluster jobs (``benchmarks.run.parallel``);
 each calls :func:`run_one`, so records and resume behave the same everywhere. Under ``torchrun``
-every rank walks the grid in the same order and trains each run together (``benchmarks.distributed``).
+every rank walks the grid in the same order and trains each run together (``benchmarks.run.distributed``).
 A grid on a dataset read from disk first prepares (or refreshes) its cache here, once, and stops
 unless the copy is complete or within the allowance for missing clips.
 """
@@ -17,15 +17,15 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ..data import data_tag, fingerprint_tag
+from ..data.check import AllowMissing, Report, data_check, disk_data
+from ..train.trainer import NonFiniteLossError, Trainer
 from .config import GridConfig, RunConfig, expand_grid
-from .data import data_tag, fingerprint_tag
-from .data.check import AllowMissing, Report, data_check, disk_data
 from .distributed import current as current_ranks
 from .errors import DataNotSufficient, require_writable
 from .parallel import ClusterOptions, execute
 from .records import RunDir, atomic_write_json
 from .strict import ConfigError
-from .trainer import NonFiniteLossError, Trainer
 
 
 class DataChangedError(RuntimeError):
@@ -112,7 +112,7 @@ def require_same_data(fingerprint: dict | None, tag: str | None) -> None:
 
 def run_grid(grid: GridConfig, runs_root: Path, progress: bool = True, jobs: int = 1, executor: str = "local",
              cluster: ClusterOptions | None = None, allow_missing: AllowMissing = AllowMissing()) -> GridReport:
-    """Train every run of the grid that is not done; see ``benchmarks.parallel`` for the executors."""
+    """Train every run of the grid that is not done; see ``benchmarks.run.parallel`` for the executors."""
     ranks = current_ranks()
     if ranks.active and (jobs > 1 or executor != "local"):
         raise ConfigError("under torchrun the ranks train one run at a time together: use the local "

@@ -14,9 +14,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from .config import ARMS
+from ..run.config import ARMS
+from ..run.strict import ConfigError, from_dict
 from .statistics import interval_cell, welch_interval
-from .strict import ConfigError, from_dict
 
 PAPER_FILE = Path(__file__).with_name("paper_numbers.yaml")
 COLUMNS = ("Audio", "Visual", "Multi")

@@ -1,6 +1,6 @@
 """Figures drawn from run records only: ``python -m benchmarks figures CONFIG [--runs] [--results] [--set]``.
 
-A record is ``{"config", "metrics", "final"}`` as read by :func:`benchmarks.summaries.grid_records`;
+A record is ``{"config", "metrics", "final"}`` as read by :func:`benchmarks.report.summaries.grid_records`;
 geometry comes from ``row[split]["geometry"]`` (:func:`geomreg.geometry.geometry_summary`, recorded
 each epoch when ``eval.geometry`` is on). Figures, PNG and PDF each:
 
@@ -11,7 +11,7 @@ each epoch when ``eval.geometry`` is on). Figures, PNG and PDF each:
 * ``accuracy_overview``: multimodal test accuracy per method and arm, unimodal references as lines,
   and beside it each regularizer arm's Δ against no regularizer with its 95% paired interval.
 * ``sensitivity_figure``: validation accuracy over a (τ, t) sweep
-  (:func:`benchmarks.summaries.sensitivity_summary`).
+  (:func:`benchmarks.report.summaries.sensitivity_summary`).
 
 With several modality pairs, scalar pair metrics are averaged over pairs and histograms pooled.
 Matplotlib is used without pyplot (no global figure state); output carries no timestamps.
@@ -29,10 +29,10 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
-from .config import ARM_TITLES, load_grid
+from ..run.config import ARM_TITLES, load_grid
+from .statistics import PairedComparison
 from .summaries import (SELECTION, MissingData, Record, arm_of, compare, grid_records, method_of, results_frame,
                         row_name, row_order, selected_row, sensitivity_summary)
-from .statistics import PairedComparison
 
 Draw = Callable[[], list[Path]]
 

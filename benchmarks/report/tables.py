@@ -3,10 +3,10 @@
 Takes the records of the runs a grid expands to, applies a selection rule to each run's per-epoch
 metrics and writes ``table.md`` (+ ``.csv``, ``.tex``) with the Audio / Visual / Multi test accuracy
 as mean ± sample std over seeds, and ``per_seed.csv`` (one row per run, see
-:mod:`benchmarks.summaries`). A grid with the arms "none" and "dagr" gets one row per method
+:mod:`benchmarks.report.summaries`). A grid with the arms "none" and "dagr" gets one row per method
 (without DAGR, with DAGR, Δ); other arm sets (the ablation) get one row per method and arm; a grid
 with published numbers (``paper:``) gets them beside ours. Every Δ is paired by seed, with its 95%
-interval and a verdict (:mod:`benchmarks.statistics`); a table of the paired statistics adds the
+interval and a verdict (:mod:`benchmarks.report.statistics`); a table of the paired statistics adds the
 sign-flip p-value, the seeds that improve and the test samples fixed and broken.
 
 ``table.csv`` has one row per (selection, method, arm, column) cell: ``mean``, ``std``, ``n`` and,
@@ -27,10 +27,10 @@ from tabulate import tabulate
 
 from baselines import METHODS
 
-from .config import ARM_TITLES, run_arm
-from .data.fingerprint import fingerprint_lines
+from ..data.fingerprint import fingerprint_lines
+from ..run.config import ARM_TITLES, run_arm
+from ..run.records import GRID_TIME, atomic_write_text
 from .paper import PaperTable, comparison_table, mean_std
-from .records import GRID_TIME, atomic_write_text
 from .statistics import binomial_se, interval_cell
 from .summaries import (COLUMNS, HARDWARE_KEYS, Comparison, MissingData, Record, compare, hardware_of,
                         method_title, per_seed_frame, results_frame, row_name, row_order, selected_row,

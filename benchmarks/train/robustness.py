@@ -2,9 +2,9 @@
 
 ``python -m benchmarks robustness CONFIG`` loads the selected checkpoint (``best.pt``) of every
 finished multimodal run of a grid and measures its test accuracy (fused and unimodal heads) with one
-modality degraded at a time (:data:`benchmarks.perturbations.PROTOCOL`). No retraining: the model,
+modality degraded at a time (:data:`benchmarks.train.perturbations.PROTOCOL`). No retraining: the model,
 its method's evaluation protocol and the accuracies come from the trainer's own evaluation
-(``Trainer.evaluate_split``); the degradations hook into it (``benchmarks.evaluation.Perturbation``).
+(``Trainer.evaluate_split``); the degradations hook into it (``benchmarks.train.evaluation.Perturbation``).
 
 Each run's results are a record, ``robustness.json`` in its run directory (written atomically, kept
 while the protocol and its seed are unchanged)::
@@ -31,13 +31,13 @@ from typing import Any
 import torch
 import yaml
 
-from .config import GridConfig, RunConfig, expand_grid
+from ..report.summaries import method_title
+from ..run.config import GridConfig, RunConfig, expand_grid
+from ..run.records import RunDir, atomic_write_json
+from ..run.runner import run_dir_for
+from ..run.strict import from_dict
 from .perturbations import PROTOCOL, SplitShape
-from .records import RunDir, atomic_write_json
-from .runner import run_dir_for
 from .selection import select_epoch
-from .strict import from_dict
-from .summaries import method_title
 from .trainer import Trainer
 
 RECORD = "robustness.json"

@@ -1,10 +1,10 @@
-"""The robustness table and figure of a grid, from the runs' robustness records (``benchmarks.robustness``).
+"""The robustness table and figure of a grid, from the runs' robustness records (``benchmarks.train.robustness``).
 
 Written to ``results/<grid>/robustness/``:
 
 * ``table.md``: per method, the multimodal accuracy (%) under each degradation and level, mean ± std
   over seeds per arm, and each arm's Δ against the baseline arm ("none" when the grid has it), paired
-  by seed with its 95% interval and verdict (:mod:`benchmarks.statistics`); the same for the degraded
+  by seed with its 95% interval and verdict (:mod:`benchmarks.report.statistics`); the same for the degraded
   modality's own unimodal head; the paired statistics of each degradation's mean over its degraded
   levels; the runs whose clean accuracy differs from their recorded one (none expected).
 * ``table.csv``: one row per (method, arm, degradation, level, column): ``mean``, ``std``, ``n``, and
@@ -25,12 +25,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 from tabulate import tabulate
 
-from .config import ARM_TITLES
+from ..run.config import ARM_TITLES
+from ..run.records import atomic_write_text
+from ..train.perturbations import PROTOCOL
+from ..train.robustness import GridRobustness, RunResult
 from .figures import ARM_COLORS, save
 from .paper import mean_std
-from .perturbations import PROTOCOL
-from .records import atomic_write_text
-from .robustness import GridRobustness, RunResult
 from .statistics import PairedComparison, interval_cell, paired_comparison
 from .summaries import MissingData
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..report.summaries import HARDWARE_KEYS, grid_records, per_seed_frame
 from .config import GridConfig
-from .summaries import HARDWARE_KEYS, grid_records, per_seed_frame
 
 COMPARED = [f"{rule}_{field}" for rule in ("best_val", "last")
             for field in ("epoch", "val_acc", "test_acc", "test_acc_audio", "test_acc_visual")]

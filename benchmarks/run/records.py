@@ -2,7 +2,7 @@
 
 A run directory holds ``config.yaml`` (resolved config), ``metrics.jsonl`` (one line per epoch),
 ``last.pt`` (resume state), ``best.pt`` (selected model), ``test_predictions.npz`` (per-sample test
-predictions of every epoch, ``benchmarks.evaluation.PredictionLog``), ``final.json`` and the ``done``
+predictions of every epoch, ``benchmarks.train.evaluation.PredictionLog``), ``final.json`` and the ``done``
 marker, or ``failed.json`` when the run stopped on an error.
 """
 from __future__ import annotations
@@ -82,7 +82,7 @@ class RunDir:
 
 
 def git_commit() -> dict[str, Any]:
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                              check=True).stdout.strip()

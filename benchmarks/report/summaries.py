@@ -32,9 +32,9 @@ import yaml
 
 from baselines import METHODS
 
-from .config import run_arm
-from .records import RunDir
-from .selection import SELECTION_RULES, select_epoch
+from ..run.config import run_arm
+from ..run.records import RunDir
+from ..train.selection import SELECTION_RULES, select_epoch
 from .statistics import PairedComparison, SampleCounts, paired_comparison, sample_counts
 
 Record = dict[str, Any]
@@ -76,8 +76,8 @@ def grid_records(grid, runs_root: Path) -> tuple[list[Record], list[dict[str, An
 
     Grids share run directories when they share runs (e.g. the ablation's DGL rows and the main
     grid's), so tables and figures select their runs by the grid, never by globbing a folder."""
-    from .config import expand_grid
-    from .runner import run_dir_for
+    from ..run.config import expand_grid
+    from ..run.runner import run_dir_for
 
     finished, failed, missing = [], [], []
     for cfg in expand_grid(grid):
@@ -226,7 +226,7 @@ def sensitivity_summary(records: list[Record], keys: Sequence[str] = ("dagr.tau"
     True on the point with the highest mean validation accuracy of its (method, arm) (ties go to
     the first point in sweep order, i.e. the order in which points first occur in ``records``;
     :func:`grid_records` returns them in the grid's sweep order), and the point's validation
-    accuracy against the chosen point's, paired by seed (:func:`benchmarks.statistics.paired_comparison`):
+    accuracy against the chosen point's, paired by seed (:func:`benchmarks.report.statistics.paired_comparison`):
     ``val_delta``, ``val_ci_low``, ``val_ci_high``, ``val_verdict`` (empty on the chosen point and
     where no seed is shared). Unimodal references are left out, and so are runs without the
     regularizer when every key is a ``dagr.*`` key (the grid does not sweep them).

@@ -1,7 +1,7 @@
 """Accuracy and macro-F1 of the fused and the unimodal predictions, optionally the
 representation geometry of the embeddings (``geomreg.geometry``), and the per-sample predicted
 classes (:class:`PredictionLog`, kept per epoch so comparisons can be paired by sample).
-A :class:`Perturbation` degrades inputs or embeddings on the way (``benchmarks.robustness``)."""
+A :class:`Perturbation` degrades inputs or embeddings on the way (``benchmarks.train.robustness``)."""
 from __future__ import annotations
 
 import io
@@ -17,9 +17,9 @@ from torch import Tensor
 
 from geomreg.geometry import geometry_summary
 
-from .data import TensorSplit
-from .models import ModelOutput, MultimodalModel
-from .records import atomic_write_bytes
+from ..data import TensorSplit
+from ..models import ModelOutput, MultimodalModel
+from ..run.records import atomic_write_bytes
 
 Predictions = dict[str, np.ndarray]  # "labels", "fused" and one entry per modality: a class per sample
 

@@ -269,7 +269,7 @@ class GridConfig:
     # Dotted run keys -> values: every run of the grid is trained at each combination (a sweep).
     sweep: dict[str, list[Any]] = field(default_factory=dict)
     title: str = ""  # heading of the generated table
-    paper: str = ""  # key of the published numbers shown beside ours (benchmarks/paper_numbers.yaml)
+    paper: str = ""  # key of the published numbers shown beside ours (benchmarks/report/paper_numbers.yaml)
 
     def __post_init__(self) -> None:
         for key in ("benchmark", "seed", "method"):

@@ -1,6 +1,6 @@
 """Test-time degradations of one modality (the paper's robustness protocol, Appendix D.2 and Fig. 9).
 
-Each is a :class:`benchmarks.evaluation.Perturbation`: it changes a batch's inputs or its pooled
+Each is a :class:`benchmarks.train.evaluation.Perturbation`: it changes a batch's inputs or its pooled
 embeddings on the way through the evaluation the trainer uses. Every random choice a sample gets is
 drawn from a generator seeded by (protocol seed, degradation, the sample's position in the split),
 never by the batch: results do not depend on the batch size, and every run of a grid sees the same

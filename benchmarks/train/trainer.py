@@ -18,17 +18,17 @@ from baselines import Method, MethodSetup, get_method
 from geomreg import DAGR, GeometryGradients
 from geomreg.controls import control_loss
 
-from .compute import autocast, choose_device, prepare_model, resolve_precision, use_channels_last
-from .config import RunConfig, dump_yaml
-from .data import Batch, DatasetSplits, get_dataset, load_data
-from .distributed import current as current_ranks
-from .evaluation import PredictionLog, evaluate
-from .models import MultimodalModel, build_model
-from .numerics import pin_threads
-from .records import (RunDir, atomic_torch_save, atomic_write_json, atomic_write_text, environment,
+from ..data import Batch, DatasetSplits, get_dataset, load_data
+from ..models import MultimodalModel, build_model
+from ..run.config import RunConfig, dump_yaml
+from ..run.distributed import current as current_ranks
+from ..run.numerics import pin_threads
+from ..run.records import (RunDir, atomic_torch_save, atomic_write_json, atomic_write_text, environment,
                       git_commit, peak_memory_mb)
+from ..run.strict import from_dict
+from .compute import autocast, choose_device, prepare_model, resolve_precision, use_channels_last
+from .evaluation import PredictionLog, evaluate
 from .selection import SELECTION_RULES, select_epoch
-from .strict import from_dict
 
 
 class NonFiniteLossError(RuntimeError):
@@ -97,8 +97,8 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = run_dir
         self.progress = progress
-        pin_threads()  # the portable numerics train every run on one thread (benchmarks.numerics)
-        self.ranks = current_ranks()  # one process unless started by torchrun (benchmarks.distributed)
+        pin_threads()  # the portable numerics train every run on one thread (benchmarks.run.numerics)
+        self.ranks = current_ranks()  # one process unless started by torchrun (benchmarks.run.distributed)
         self.device = self.ranks.device(choose_device(cfg.device))
         seed_everything(cfg.seed, cfg.deterministic)
         method_cls = get_method(cfg.method.name)
