@@ -111,3 +111,18 @@ def test_channels_last_max_pool_under_a_batched_vector_jacobian_product():
         (grad,) = torch.autograd.grad(pool(leaf * 1.0), leaf, cotangents, is_grads_batched=True)
         grads.append(grad)
     assert torch.equal(*grads)
+
+
+def test_channels_last_max_pool_under_torch_func_transforms():
+    """``torch.func`` cannot change memory formats: under its transforms the plain kernel runs, with the
+    same gradients as autograd's."""
+    from benchmarks.models.encoders import MaxPool2x2
+
+    x = _pool_inputs()
+    pool = MaxPool2x2()
+    func_grad = torch.func.grad(lambda t: pool(t).square().sum())(x)
+    leaf = x.clone().requires_grad_()
+    (autograd_grad,) = torch.autograd.grad(pool(leaf).square().sum(), leaf)
+    assert torch.equal(func_grad, autograd_grad)
+    batched = torch.func.vmap(pool)(torch.stack([x, 2 * x]))
+    assert torch.equal(batched[1], nn.MaxPool2d(2)(2 * x))

@@ -77,26 +77,31 @@ class MaxPool2x2(nn.Module):
     """``nn.MaxPool2d(2)`` with the same maxima, argmax and gradients, bit for bit, but about 2.5x faster
     on a CPU at the small CNN's shapes: PyTorch's channels-first max-pool kernel is not vectorised over
     channels, so the forward pass runs on a channels-last copy, while the backward pass keeps the
-    channels-first kernel, which is the faster one there (``make bench``, "Where a run's time goes")."""
+    channels-first kernel, which is the faster one there (``make bench``, "Where a run's time goes").
+    Under ``torch.func`` transforms, which cannot change memory formats, it is the plain kernel."""
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.dim() != 4 or x.is_contiguous(memory_format=torch.channels_last):
+        if (torch._C._functorch.is_functorch_wrapped_tensor(x) or x.dim() != 4
+                or x.is_contiguous(memory_format=torch.channels_last)):
             return F.max_pool2d(x, 2)
         if not (torch.is_grad_enabled() and x.requires_grad):
             return F.max_pool2d(x.contiguous(memory_format=torch.channels_last), 2).contiguous()
-        return _ChannelsLastMaxPool2x2.apply(x)
+        return _ChannelsLastMaxPool2x2.apply(x)[0]
 
 
 class _ChannelsLastMaxPool2x2(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: Tensor) -> Tensor:
+    def forward(x: Tensor) -> tuple[Tensor, Tensor]:
         pooled, argmax = F.max_pool2d(x.contiguous(memory_format=torch.channels_last), 2, return_indices=True)
-        argmax = argmax.contiguous()  # flat h·W+w per plane, as the channels-first kernel numbers them
-        ctx.save_for_backward(x, argmax)
-        return pooled.contiguous()
+        return pooled.contiguous(), argmax.contiguous()  # argmax: flat h·W+w per plane, as channels-first numbers it
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:
+    def setup_context(ctx, inputs: tuple[Tensor], output: tuple[Tensor, Tensor]) -> None:
+        ctx.save_for_backward(inputs[0], output[1])
+        ctx.mark_non_differentiable(output[1])
+
+    @staticmethod
+    def backward(ctx, grad: Tensor, _: Tensor) -> Tensor:
         x, argmax = ctx.saved_tensors
         return torch.ops.aten.max_pool2d_with_indices_backward(grad, x, [2, 2], [2, 2], [0, 0], [1, 1], False, argmax)
 
