@@ -121,8 +121,6 @@ def instrument(trainer, clock: StageClock) -> Callable[[], None]:
     in_step = (STEP,)
     trainer.train_step = clock.wrap(trainer.train_step, STEP)
     trainer.train_epoch = clock.wrap(trainer.train_epoch, EPOCH)
-    # The model's class, not the instance: a copy of the model (G-Blending's probes) must not share it.
-    model_class = type(trainer.model)
     method = trainer.method
     method.losses = clock.wrap(method.losses, "forward", in_step)
     method.process_gradients = clock.wrap(method.process_gradients, "gradient processing", in_step)
@@ -136,6 +134,8 @@ def instrument(trainer, clock: StageClock) -> Callable[[], None]:
     trainer._checkpoint = clock.wrap(trainer._checkpoint, "records")
     trainer.run_dir.write_metrics = clock.wrap(trainer.run_dir.write_metrics, "records")
     trainer.test_predictions.write = clock.wrap(trainer.test_predictions.write, "records")
+    # The model's class, not the instance: a copy of the model (G-Blending's probes) must not share it.
+    model_class = type(trainer.model)
     originals = {(torch.autograd, "backward"): torch.autograd.backward, (torch.autograd, "grad"): torch.autograd.grad,
                  (evaluation, "geometry_summary"): evaluation.geometry_summary, (model_class, "forward"): model_class.forward}
     model_class.forward = clock.wrap(model_class.forward, "forward", in_step)
@@ -164,8 +164,9 @@ def profile_run(cfg, runs_root: str) -> dict[str, Any]:
     finally:
         restore()
     seconds = clock.totals()
-    return {"label": cfg.label, "title": run_title(cfg), "method": cfg.method.name, "dagr": cfg.dagr.enabled, "wall_s": sum(seconds.values()),
-            "stages": {stage: seconds.get(stage, 0.0) for stage in STAGES}, "steps": trainer.global_step}
+    return {"label": cfg.label, "title": run_title(cfg), "method": cfg.method.name, "dagr": cfg.dagr.enabled,
+            "wall_s": sum(seconds.values()), "stages": {stage: seconds.get(stage, 0.0) for stage in STAGES},
+            "steps": trainer.global_step}
 
 
 def run_title(cfg) -> str:
