@@ -358,7 +358,8 @@ def cmd_reproduce(args) -> int:
         cmd_tables(args)  # the tables list the failed runs too
         print((out / "table.md").read_text())
         print(f"make reproduce: trained {len(report.done)} runs ({len(report.skipped)} were already done) in "
-              f"{minutes(report.wall_time_s)} with {args.jobs} jobs; total wall time {minutes(time.perf_counter() - start)}")
+              f"{minutes(report.wall_time_s)} with {args.jobs} job{'s' if args.jobs != 1 else ''}; total wall time "
+              f"{minutes(time.perf_counter() - start)}")
     return grid_outcome(report)  # last, where the failures are seen
 
 
