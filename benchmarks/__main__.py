@@ -345,6 +345,7 @@ def splice_table(readme: Path, name: str, markdown: str) -> None:
 def cmd_reproduce(args) -> int:
     from .run.distributed import current as current_ranks
 
+    from .report.tables import minutes
     from .run.records import GRID_TIME, atomic_write_json
     from .run.runner import grid_time_record
 
@@ -361,10 +362,6 @@ def cmd_reproduce(args) -> int:
               f"{minutes(report.wall_time_s)} with {args.jobs} job{'s' if args.jobs != 1 else ''}; total wall time "
               f"{minutes(time.perf_counter() - start)}")
     return grid_outcome(report)  # last, where the failures are seen
-
-
-def minutes(seconds: float) -> str:
-    return f"{int(seconds // 60)} min {seconds % 60:04.1f} s"
 
 
 def cmd_figures(args) -> int:

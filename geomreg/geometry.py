@@ -147,8 +147,10 @@ def semantic_margin(z: Tensor, labels: Tensor) -> float:
     there are fewer than two classes or no class has two samples.
     """
     labels = labels.flatten()
-    order = torch.sort(labels, stable=True).indices  # each class a contiguous block, samples in their order
-    dist = torch.cdist(z.double(), z.double())[order][:, order]  # cdist before the reordering: its rounding depends on row positions
+    # Each class becomes a contiguous block, its samples in their order. cdist runs before the reordering:
+    # its rounding depends on the rows' positions, and the margin must not depend on the sample order.
+    order = torch.sort(labels, stable=True).indices
+    dist = torch.cdist(z.double(), z.double())[order][:, order]
     sizes = torch.unique_consecutive(labels[order], return_counts=True)[1].tolist()
     blocks = [slice(start, start + size) for start, size in zip(itertools.accumulate([0] + sizes), sizes)]
     within = [dist[b, b].contiguous() for b, size in zip(blocks, sizes) if size >= 2]

@@ -137,7 +137,8 @@ def instrument(trainer, clock: StageClock) -> Callable[[], None]:
     # The model's class, not the instance: a copy of the model (G-Blending's probes) must not share it.
     model_class = type(trainer.model)
     originals = {(torch.autograd, "backward"): torch.autograd.backward, (torch.autograd, "grad"): torch.autograd.grad,
-                 (evaluation, "geometry_summary"): evaluation.geometry_summary, (model_class, "forward"): model_class.forward}
+                 (evaluation, "geometry_summary"): evaluation.geometry_summary,
+                 (model_class, "forward"): model_class.forward}
     model_class.forward = clock.wrap(model_class.forward, "forward", in_step)
     torch.autograd.backward = clock.wrap(torch.autograd.backward, "backward", in_step)
     torch.autograd.grad = clock.wrap(torch.autograd.grad, "backward", in_step)

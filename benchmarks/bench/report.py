@@ -238,12 +238,10 @@ def render_gpu(gpu: dict[str, Any] | None) -> list[str]:
     ]
 
 
-def _minutes(seconds: float) -> str:
-    return f"{int(seconds // 60)} min {seconds % 60:02.0f} s"
-
-
 def render_profile(profile: dict[str, Any] | None) -> list[str]:
     """Per-run stage seconds of one seed of the default grid, and the grid's projected and measured time."""
+    from benchmarks.report.tables import minutes
+
     from .profile import STAGES
 
     out = ["## Where a run's time goes (the default grid)", ""]
@@ -258,8 +256,9 @@ def render_profile(profile: dict[str, Any] | None) -> list[str]:
     table.append(["**all runs**", f"{run_time:.1f}", str(sum(r["steps"] for r in rows)),
                   *(f"{totals[s]:.1f} ({100 * totals[s] / run_time:.0f}%)" for s in shown)])
     measured = profile.get("measured")
+    with_overrides = f" with {', '.join(profile['overrides'])}" if profile["overrides"] else ""
     out += [
-        f"The first seed of `{profile['grid']}`{' with ' + ', '.join(profile['overrides']) if profile['overrides'] else ''}: "
+        f"The first seed of `{profile['grid']}`{with_overrides}: "
         f"{len(rows)} runs, trained in full the way `make reproduce` trains them ({profile['numerics']} numerics, one "
         f"thread per run, {profile['jobs']} runs at a time in fresh worker processes). Seconds per stage of each run "
         "(exclusive: a stage's time leaves out the stages inside it; `benchmarks/bench/profile.py` defines each); "
@@ -268,10 +267,10 @@ def render_profile(profile: dict[str, Any] | None) -> list[str]:
         md_table(["run", "wall s", "steps", *shown], table),
         "",
         f"- this seed's slice: **{profile['slice_wall_s']:.0f} s** wall time; the grid has {profile['seeds']} seeds, "
-        f"so its projected wall time is **{_minutes(profile['projected_s'])}** (slice × seeds; budget "
-        f"{_minutes(GRID_BUDGET_S)}).",
+        f"so its projected wall time is **{minutes(profile['projected_s'])}** (slice × seeds; budget "
+        f"{minutes(GRID_BUDGET_S)}).",
         "- measured: " + (f"the last complete `make reproduce` of this grid trained {measured['runs']} runs in "
-                          f"**{_minutes(measured['wall_s'])}** with {measured['jobs']} jobs on {measured['cpu']} "
+                          f"**{minutes(measured['wall_s'])}** with {measured['jobs']} jobs on {measured['cpu']} "
                           f"({measured['numerics']} numerics, commit {measured['git']}; "
                           f"`results/{Path(profile['grid']).stem}/grid_time.json`)."
                           if measured else "no complete `make reproduce` of this grid is recorded yet."),

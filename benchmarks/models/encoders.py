@@ -93,7 +93,8 @@ class _ChannelsLastMaxPool2x2(torch.autograd.Function):
     @staticmethod
     def forward(x: Tensor) -> tuple[Tensor, Tensor]:
         pooled, argmax = F.max_pool2d(x.contiguous(memory_format=torch.channels_last), 2, return_indices=True)
-        return pooled.contiguous(), argmax.contiguous()  # argmax: flat h·W+w per plane, as channels-first numbers it
+        # argmax holds the flat index h·W+w within each plane, as the channels-first kernel numbers it
+        return pooled.contiguous(), argmax.contiguous()
 
     @staticmethod
     def setup_context(ctx, inputs: tuple[Tensor], output: tuple[Tensor, Tensor]) -> None:

@@ -350,15 +350,21 @@ def render(records: list[dict[str, Any]], out_dir: Path, title: str, *, failed: 
     return markdown
 
 
+def minutes(seconds: float) -> str:
+    """``612.3`` → ``10 min 12 s``."""
+    whole = round(seconds)
+    return f"{whole // 60} min {whole % 60:02d} s"
+
+
 def grid_time_lines(path: Path) -> list[str]:
     """The last complete training of the grid (written by ``reproduce`` when it trained every run)."""
     if not path.exists():
         return []
     t = json.loads(path.read_text())
     cpu = f"{t['cpu']} ({'with' if t['avx512'] else 'without'} AVX-512)"
-    return [f"The whole grid was last trained from scratch in **{int(t['wall_s'] // 60)} min {t['wall_s'] % 60:02.0f} s**: "
-            f"{t['runs']} runs, {t['jobs']} at a time, on {cpu}, {t['numerics']} numerics, commit {t['git']}, "
-            f"{t['date']} (`{path.name}`).", ""]
+    return [f"The whole grid was last trained from scratch in **{minutes(t['wall_s'])}**: {t['runs']} runs, "
+            f"{t['jobs']} at a time, on {cpu}, {t['numerics']} numerics, commit {t['git']}, {t['date']} "
+            f"(`{path.name}`).", ""]
 
 
 def against_section(cells: Cells, arms: list[str], rows: list[str], reference: str) -> list[str]:
