@@ -118,3 +118,16 @@ def test_grid_time_is_recorded_only_for_a_grid_trained_whole_and_quoted_by_the_t
     atomic_write_json(tmp_path / GRID_TIME, {**record, "cpu": "Some CPU", "avx512": False, "numerics": "portable"})
     line = grid_time_lines(tmp_path / GRID_TIME)[0]
     assert "**10 min 12 s**" in line and "2 runs, 2 at a time" in line and "Some CPU (without AVX-512)" in line
+
+
+def test_per_seed_leaves_swept_keys_a_run_does_not_read_blank(debug_raw):
+    """A sweep over DAGR's temperature keeps its reference runs without DAGR: their config still holds
+    the default t, which they never read, so per_seed.csv leaves it blank."""
+    from benchmarks.report.summaries import swept_values
+    from benchmarks.run.config import resolve_run
+    from benchmarks.run.strict import to_dict
+
+    with_dagr = to_dict(resolve_run({**debug_raw, "dagr": {"enabled": True, "t": 2.0}}))
+    without = to_dict(resolve_run({**debug_raw, "dagr": {"enabled": False, "t": 2.0}}))
+    assert swept_values(with_dagr, ["dagr.t", "seed"]) == {"dagr.t": 2.0, "seed": 0}
+    assert swept_values(without, ["dagr.t", "seed"]) == {"dagr.t": None, "seed": 0}

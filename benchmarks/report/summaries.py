@@ -32,7 +32,7 @@ import yaml
 
 from baselines import METHODS
 
-from ..run.config import run_arm
+from ..run.config import run_arm, unused_keys
 from ..run.records import RunDir
 from ..train.selection import SELECTION_RULES, select_epoch
 from .statistics import PairedComparison, SampleCounts, paired_comparison, sample_counts
@@ -285,6 +285,14 @@ ACCURACY_FIELDS = tuple(f"{split}_{key}" for split in ("val", "test")
                         for key in ("acc", *(f"acc_{m}" for m in MODALITIES)))
 
 
+def swept_values(cfg: dict[str, Any], sweep: Sequence[str]) -> dict[str, Any]:
+    """The run's value of each swept key, or None for a key the run does not read (the sweep's ``dagr.*``
+    keys in a run without DAGR: they only hold the config's default)."""
+    unused = unused_keys(cfg)
+    return {key: None if any(key == u or key.startswith(u + ".") for u in unused) else dotted(cfg, key)
+            for key in sweep}
+
+
 def per_seed_frame(records: list[Record], grid: str, sweep: Sequence[str] = ()) -> pd.DataFrame:
     """One row per finished run, the columns of the module docstring's ``per_seed.csv``."""
     rows = []
@@ -292,7 +300,7 @@ def per_seed_frame(records: list[Record], grid: str, sweep: Sequence[str] = ()) 
         cfg, final = record["config"], record["final"]
         row = {"grid": grid, "benchmark": cfg["benchmark"], "label": final.get("label", ""),
                "run_id": final.get("run_id", ""), "method": method_of(record), "arm": arm_of(record),
-               **{key: dotted(cfg, key) for key in sweep}, "seed": cfg["seed"]}
+               **swept_values(cfg, sweep), "seed": cfg["seed"]}
         for rule in SELECTION_RULES:
             selected = select_epoch(record["metrics"], rule)
             row[f"{rule}_epoch"] = selected["epoch"]

@@ -194,23 +194,24 @@ def arm_reads(arm: str, dotted_key: str) -> bool:
 EXECUTION_KEYS = ("device", "data.num_workers", "data.params.root", "data.params.cache_dir")
 
 
-def unused_keys(cfg: "RunConfig") -> list[str]:
-    """Dotted keys a run does not read, given its other settings: the regularizer's settings when it is
-    off, the control section without a control (its strength and params without a loss), SGD's
-    momentum under AdamW, the step schedule's settings under another schedule, the small CNN's shape
-    under ResNet-18."""
+def unused_keys(cfg: dict[str, Any]) -> list[str]:
+    """Dotted keys a run does not read, given its other settings (``cfg``: a resolved run config as a
+    mapping, or a run record's): the regularizer's settings when it is off, the control section without a
+    control (its strength and params without a loss), SGD's momentum under AdamW, the step schedule's
+    settings under another schedule, the small CNN's shape under ResNet-18."""
     keys = []
-    if not cfg.dagr.enabled:
-        keys += [f"dagr.{key}" for key in to_dict(cfg.dagr) if key != "enabled"]
-    if cfg.control.kind == "none":
+    dagr, control = cfg.get("dagr", {}), cfg.get("control", {}).get("kind", "none")
+    if not dagr.get("enabled", False):
+        keys += [f"dagr.{key}" for key in dagr if key != "enabled"]
+    if control == "none":
         keys.append("control")  # the whole section: runs without a control keep their ids
-    elif cfg.control.kind == "unit_sphere":
+    elif control == "unit_sphere":
         keys += ["control.strength", "control.params"]
-    if cfg.optim.name != "sgd":
+    if cfg["optim"].get("name", "sgd") != "sgd":
         keys.append("optim.momentum")
-    if cfg.optim.scheduler != "step":
+    if cfg["optim"].get("scheduler") != "step":
         keys += ["optim.step_size", "optim.gamma"]
-    if cfg.model.encoder != "small_cnn":
+    if cfg["model"].get("encoder") != "small_cnn":
         keys += ["model.width", "model.stem_stride"]
     return keys
 
@@ -249,7 +250,7 @@ class RunConfig:
         grid moved to another machine or data folder finds and resumes its runs; so are the settings
         this run never reads (:func:`unused_keys`), so changing one leaves the runs without it in place."""
         blob = to_dict(self)
-        for dotted in (*EXECUTION_KEYS, *unused_keys(self)):
+        for dotted in (*EXECUTION_KEYS, *unused_keys(blob)):
             *parents, leaf = dotted.split(".")
             node = blob
             for key in parents:
