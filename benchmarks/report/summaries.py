@@ -9,7 +9,8 @@ per finished run, columns in this order:
 
 * ``grid`` (the config's stem), ``benchmark``, ``label`` and ``run_id`` (from ``final.json``; empty
   in records that lack them), ``method`` (registry name), ``arm`` (the regularizer arm), one column
-  per swept key named by the dotted key (e.g. ``dagr.tau``; only on sweep grids), ``seed``;
+  per swept key named by the dotted key (e.g. ``dagr.tau``; only on sweep grids; blank in a run that
+  does not read the key, such as DAGR's settings in a run without DAGR), ``seed``;
 * for each selection rule ``R`` in ``best_val``, ``last``, ``best_test``: ``R_epoch`` (the selected
   epoch), ``R_val_acc``, ``R_val_acc_audio``, ``R_val_acc_visual``, ``R_test_acc``,
   ``R_test_acc_audio``, ``R_test_acc_visual`` — accuracies as recorded, fractions in [0, 1] at full
