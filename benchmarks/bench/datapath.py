@@ -53,11 +53,12 @@ class DecodeEveryEpoch:
         return len(self.items)
 
     def item(self, src, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        from benchmarks.data.cremad import CremaD
         from benchmarks.data.layouts import frame_files
         from benchmarks.data.media import cremad_spectrogram, read_audio, read_image, sample_frame_indices
 
         p = self.p
-        wave = read_audio(src.audio, p.sample_rate)
+        wave = read_audio(src.audio, p.sample_rate, min_rate=min(p.sample_rate, CremaD.source_rate))
         audio = cremad_spectrogram(wave, p.sample_rate, p.clip_seconds, p.n_fft, p.hop_length).unsqueeze(0)
         files = frame_files(src.visual)
         picked = sample_frame_indices(len(files), p.frames_per_clip, True, generator)
