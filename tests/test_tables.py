@@ -131,3 +131,14 @@ def test_per_seed_leaves_swept_keys_a_run_does_not_read_blank(debug_raw):
     without = to_dict(resolve_run({**debug_raw, "dagr": {"enabled": False, "t": 2.0}}))
     assert swept_values(with_dagr, ["dagr.t", "seed"]) == {"dagr.t": 2.0, "seed": 0}
     assert swept_values(without, ["dagr.t", "seed"]) == {"dagr.t": None, "seed": 0}
+
+
+def test_run_title_names_a_references_modality(debug_raw):
+    from benchmarks.report.summaries import run_title
+    from benchmarks.run.config import resolve_run
+    from benchmarks.run.strict import to_dict
+
+    reference = resolve_run({**debug_raw, "method": {"name": "unimodal", "params": {"modality": "visual"}}})
+    assert run_title(reference.label, to_dict(reference)) == "unimodal-s0 (visual)"
+    joint = resolve_run(debug_raw)
+    assert run_title(joint.label, to_dict(joint)) == "joint-s0"

@@ -152,7 +152,9 @@ def instrument(trainer, clock: StageClock) -> Callable[[], None]:
 
 def profile_run(cfg, runs_root: str) -> dict[str, Any]:
     """Train one run with its stages timed (in a worker process: the portable numerics, one thread)."""
+    from benchmarks.report.summaries import run_title
     from benchmarks.run.runner import run_dir_for
+    from benchmarks.run.strict import to_dict
     from benchmarks.train.trainer import Trainer
 
     clock = StageClock()
@@ -165,15 +167,9 @@ def profile_run(cfg, runs_root: str) -> dict[str, Any]:
     finally:
         restore()
     seconds = clock.totals()
-    return {"label": cfg.label, "title": run_title(cfg), "method": cfg.method.name, "dagr": cfg.dagr.enabled,
-            "wall_s": sum(seconds.values()), "stages": {stage: seconds.get(stage, 0.0) for stage in STAGES},
-            "steps": trainer.global_step}
-
-
-def run_title(cfg) -> str:
-    """The run's label, with the modality of a unimodal reference (its label does not name it)."""
-    modality = cfg.method.params.get("modality") if cfg.method.name == "unimodal" else None
-    return f"{cfg.label} ({modality})" if modality else cfg.label
+    return {"label": cfg.label, "title": run_title(cfg.label, to_dict(cfg)), "method": cfg.method.name,
+            "dagr": cfg.dagr.enabled, "wall_s": sum(seconds.values()),
+            "stages": {stage: seconds.get(stage, 0.0) for stage in STAGES}, "steps": trainer.global_step}
 
 
 def seed_slice(grid_path: str, overrides: list[str] = ()) -> tuple[list, int]:

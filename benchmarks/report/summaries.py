@@ -120,6 +120,12 @@ def method_title(method: str, params: dict[str, Any] | None = None) -> str:
     return cls.title if cls is not None else method
 
 
+def run_title(label: str, config: dict[str, Any]) -> str:
+    """A run's label, naming a unimodal reference's modality (its label leaves it out)."""
+    method = config["method"]
+    return f"{label} ({method['params']['modality']})" if method["name"] == "unimodal" else label
+
+
 def row_name(config: dict[str, Any]) -> str:
     return method_title(config["method"]["name"], config["method"]["params"])
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..report.summaries import HARDWARE_KEYS, grid_records, per_seed_frame
+from ..report.summaries import HARDWARE_KEYS, grid_records, per_seed_frame, run_title
 from .config import GridConfig
 
 COMPARED = [f"{rule}_{field}" for rule in ("best_val", "last")
@@ -87,4 +87,5 @@ def verify(grid: GridConfig, grid_name: str, results: Path, runs_root: Path, met
     if failed or missing or report.failed:
         return Verdict([f"verify: runs did not finish: {failed or missing or report.failed}"], False, True)
     fresh = per_seed_frame(records, grid_name)
+    fresh["label"] = [run_title(r["final"]["label"], r["config"]) for r in records]  # names the references
     return compare(pd.read_csv(committed_path), fresh)
