@@ -26,7 +26,7 @@ from torch import Tensor
 
 from benchmarks.data import Batch, DatasetSplits
 from benchmarks.models import ModelOutput, MultimodalModel
-from benchmarks.run.strict import ConfigError
+from benchmarks.core.strict import ConfigError
 
 
 @dataclass(frozen=True)

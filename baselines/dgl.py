@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from benchmarks.models.fusion import ConcatFusion, SumFusion
-from benchmarks.run.strict import ConfigError
+from benchmarks.core.strict import ConfigError
 
 from .base import Method
 from .registry import register

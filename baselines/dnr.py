@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from benchmarks.run.strict import ConfigError
+from benchmarks.core.strict import ConfigError
 
 from .base import Method
 from .registry import register

@@ -1,7 +1,7 @@
 """Method registry: a plain dict filled by the ``@register`` decorator."""
 from __future__ import annotations
 
-from benchmarks.run.strict import ConfigError
+from benchmarks.core.strict import ConfigError
 
 METHODS: dict[str, type] = {}
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import torch.nn.functional as F
 
-from benchmarks.run.strict import ConfigError
+from benchmarks.core.strict import ConfigError
 
 from .base import Method
 from .registry import register

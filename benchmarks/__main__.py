@@ -1,6 +1,6 @@
 """Command line of the suite: ``geomreg-bench COMMAND ...`` or ``python -m benchmarks COMMAND ...``.
 
-Exit codes (benchmarks.run.errors): 0 done; 1 the data cannot reproduce the tables; 2 usage or
+Exit codes (benchmarks.core.errors): 0 done; 1 the data cannot reproduce the tables; 2 usage or
 configuration error; 3 runs of the grid failed; 4 a folder or file cannot be read or written;
 130 interrupted. ``COMMAND --help`` gives each command's options; docs/ explains them.
 """
@@ -10,8 +10,8 @@ import sys
 
 
 def configure_numerics(argv: list[str]) -> None:
-    """Before anything imports torch: the numerics mode pins its CPU kernels (benchmarks.run.numerics)."""
-    from benchmarks.run import numerics
+    """Before anything imports torch: the numerics mode pins its CPU kernels (benchmarks.core.numerics)."""
+    from benchmarks.core import numerics
 
     numerics.configure(numerics.mode_from_argv(argv))
 
@@ -20,12 +20,11 @@ if __name__ == "__main__":
     configure_numerics(sys.argv[1:])
 
 import argparse
-import re
 import time
 from pathlib import Path
 
-from .run import errors
-from .run.strict import ConfigError
+from .core import errors
+from .core.strict import ConfigError
 
 DISK_DATASETS = ("cremad", "kinetics_sounds")
 # Every command with its one-line summary, in the order --help lists them.
@@ -93,7 +92,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m benchmarks") -> i
 
 
 def run_command(args) -> int:
-    """The command's exit code; every expected failure is one line on stderr (codes: benchmarks.run.errors)."""
+    """The command's exit code; every expected failure is one line on stderr (codes: benchmarks.core.errors)."""
     try:
         return COMMANDS[args.command](args)
     except errors.DataNotSufficient as err:
@@ -213,7 +212,7 @@ def dataset_params(dataset, overrides: list[str], **folders: str | None) -> obje
 
     import yaml
 
-    from .run.strict import from_dict
+    from .core.strict import from_dict
 
     text = {name for name, hint in typing.get_type_hints(dataset.Params).items()
             if hint is str or str in typing.get_args(hint)}
@@ -264,7 +263,7 @@ def data_check_reports(args) -> list:
     """The reports for ``data-check TARGET``: one dataset, or every dataset a grid's runs read."""
     from .data import get_dataset
     from .data.check import data_check, disk_data
-    from .run.config import expand_grid, load_grid
+    from .grid.config import expand_grid, load_grid
 
     if args.target in DISK_DATASETS:
         if args.root is None:
@@ -286,7 +285,7 @@ def cmd_grid(args) -> int:
 
 
 def train_grid(args):
-    from .run.config import load_grid
+    from .grid.config import load_grid
     from .run.runner import run_grid
 
     grid = load_grid(args.config, args.overrides)
@@ -296,7 +295,7 @@ def train_grid(args):
 
 def grid_outcome(report) -> int:
     """Print the grid's summary (each failed run with its reason); non-zero if any run failed."""
-    from .run.distributed import current as current_ranks
+    from .train.distributed import current as current_ranks
 
     if current_ranks().is_main:  # under torchrun every rank has the same report
         print(report.summary(), file=sys.stdout if report.ok else sys.stderr)
@@ -306,8 +305,9 @@ def grid_outcome(report) -> int:
 def cmd_tables(args) -> int:
     from .report.paper import load_paper_table
     from .report.summaries import grid_records, grid_row_titles
+    from .report.readme import splice_table
     from .report.tables import render
-    from .run.config import load_grid
+    from .grid.config import load_grid
 
     grid = load_grid(args.config, args.overrides)
     if args.against is not None and args.against not in grid.methods:
@@ -325,28 +325,12 @@ def cmd_tables(args) -> int:
     return errors.OK
 
 
-def splice_table(readme: Path, name: str, markdown: str) -> None:
-    """Replace the text between the table markers with the generated table, less its test-selected
-    section (the README shows the honest protocol; table.md keeps both)."""
-    from .run.records import atomic_write_text
-
-    begin, end = f"<!-- table:{name} -->", f"<!-- /table:{name} -->"
-    text = readme.read_text()
-    if begin not in text or end not in text:
-        print(f"note: {readme} has no {begin} ... {end} markers; it was not updated")
-        return
-    sections = markdown.split("\n## ")
-    section = "\n## ".join(s for s in sections if not s.startswith("Test-selected")).strip()
-    section = re.sub(r"^#", "###", section, flags=re.MULTILINE)  # nested under the README's own headings
-    head, rest = text.split(begin, 1)
-    atomic_write_text(readme, f"{head}{begin}\n{section}\n{end}{rest.split(end, 1)[1]}")
-
 
 def cmd_reproduce(args) -> int:
-    from .run.distributed import current as current_ranks
+    from .train.distributed import current as current_ranks
 
     from .report.tables import minutes
-    from .run.records import GRID_TIME, atomic_write_json
+    from .core.records import GRID_TIME, atomic_write_json
     from .run.runner import grid_time_record
 
     start = time.perf_counter()
@@ -372,7 +356,7 @@ def cmd_figures(args) -> int:
 
 def cmd_robustness(args) -> int:
     from .report.robustness_report import render
-    from .run.config import load_grid
+    from .grid.config import load_grid
     from .train.robustness import grid_robustness
 
     grid = load_grid(args.config, args.overrides)
@@ -390,7 +374,7 @@ def cmd_robustness(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from .run.config import load_grid
+    from .grid.config import load_grid
     from .run.verify import verify
 
     grid = load_grid(args.config, args.overrides)

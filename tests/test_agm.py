@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.agm import agm_coefficients, agm_scores, running_average, scale_gradient, shapley_logits
-from benchmarks.run.config import resolve_run
-from benchmarks.run.runner import run_dir_for
+from benchmarks.grid.config import resolve_run
+from benchmarks.grid.naming import run_dir_for
 from benchmarks.train.trainer import Trainer
 
 LN3 = math.log(3.0)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from benchmarks.bench.profile import STAGES, StageClock, instrument, timed_batches
-from benchmarks.run.config import resolve_run
-from benchmarks.run.runner import run_dir_for
+from benchmarks.grid.config import resolve_run
+from benchmarks.grid.naming import run_dir_for
 from benchmarks.train.trainer import Trainer
 
 

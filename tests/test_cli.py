@@ -1,5 +1,5 @@
 """The README table splice of ``python -m benchmarks tables --readme``."""
-from benchmarks.__main__ import splice_table
+from benchmarks.report.readme import splice_table
 
 MARKDOWN = "# t\n\nheader\n\n## Validation-selected\n\nA\n\n## Test-selected\n\nB\n\n## Cost\n\nC\n"
 

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmarks.run.config import DAGR_ARMS, GridConfig, expand_grid, load_grid, resolve_run
-from benchmarks.run.strict import ConfigError
+from benchmarks.grid.config import DAGR_ARMS, GridConfig, expand_grid, load_grid, resolve_run
+from benchmarks.core.strict import ConfigError
 
 CONFIGS = sorted((Path(__file__).parents[1] / "benchmarks" / "configs").glob("*.yaml"))
 

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from benchmarks.models.model import MultimodalModel, build_model
-from benchmarks.run.config import (CONTROL_ARMS, GridConfig, expand_grid, resolve_run, run_arm)
-from benchmarks.run.records import RunDir
-from benchmarks.run.strict import ConfigError
+from benchmarks.grid.config import (CONTROL_ARMS, GridConfig, expand_grid, resolve_run, run_arm)
+from benchmarks.core.records import RunDir
+from benchmarks.core.strict import ConfigError
 from benchmarks.train.trainer import Trainer
 from geomreg.controls import (BarlowTwins, NaiveAlignment, VICReg, barlow_twins_terms, control_loss,
                               cross_correlation, vicreg_terms)

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from baselines import METHODS
-from benchmarks.run.config import resolve_run
-from benchmarks.run.runner import run_dir_for
+from benchmarks.grid.config import resolve_run
+from benchmarks.grid.naming import run_dir_for
 from benchmarks.train.trainer import Trainer
 from geomreg import DAGR, balance_geometry
 

@@ -4,7 +4,7 @@ import torch
 
 from benchmarks.data import load_data
 from benchmarks.data.core import TensorSplit, stratified_split
-from benchmarks.run.config import DataConfig
+from benchmarks.grid.config import DataConfig
 
 
 def test_stratified_split_is_seeded_disjoint_and_proportional():

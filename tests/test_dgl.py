@@ -7,9 +7,9 @@ import torch
 import baselines.dgl  # noqa: F401  (registers the method)
 from baselines.dgl import dgl_losses, dgl_unimodal_logits
 from benchmarks.models.fusion import ConcatFusion
-from benchmarks.run.config import resolve_run
-from benchmarks.run.distributed import Ranks
-from benchmarks.run.runner import run_dir_for
+from benchmarks.grid.config import resolve_run
+from benchmarks.train.distributed import Ranks
+from benchmarks.grid.naming import run_dir_for
 from benchmarks.train.trainer import Trainer
 
 STRONG_DAGR = {"enabled": True, "lambda_disperse": 1.0, "lambda_anchor": 1.0, "tau": 0.0}

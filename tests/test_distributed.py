@@ -11,10 +11,11 @@ import torch.multiprocessing as mp
 
 from benchmarks.__main__ import main
 from benchmarks.data import Batch
-from benchmarks.run.config import expand_grid, load_grid, resolve_run
-from benchmarks.run.distributed import Ranks
-from benchmarks.run.records import RunDir
-from benchmarks.run.runner import run_dir_for, run_one
+from benchmarks.grid.config import expand_grid, load_grid, resolve_run
+from benchmarks.train.distributed import Ranks
+from benchmarks.core.records import RunDir
+from benchmarks.grid.naming import run_dir_for
+from benchmarks.run.runner import run_one
 from benchmarks.train.trainer import Trainer
 
 ROOT = Path(__file__).parents[1]

@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from baselines.dnr import blend_toward, diagnosis_epochs, kmeans_purity, purity, relearn_strength
-from benchmarks.run.config import resolve_run
-from benchmarks.run.records import RunDir
-from benchmarks.run.runner import run_dir_for, run_one
+from benchmarks.grid.config import resolve_run
+from benchmarks.core.records import RunDir
+from benchmarks.grid.naming import run_dir_for
+from benchmarks.run.runner import run_one
 from benchmarks.train.trainer import Trainer
 
 

@@ -44,7 +44,7 @@ def test_rows_take_defaults_values_and_comments_from_the_dataclass():
 def test_render_page_replaces_only_between_markers():
     page = "intro\n<!-- options:t -->\nold\n<!-- /options:t -->\noutro\n"
     assert render_page(page, {"t": lambda: "new"}) == "intro\n<!-- options:t -->\nnew\n<!-- /options:t -->\noutro\n"
-    from benchmarks.run.strict import ConfigError
+    from benchmarks.core.strict import ConfigError
 
     with pytest.raises(ConfigError, match="no such table"):
         render_page(page, {})
@@ -135,7 +135,7 @@ def test_the_library_defaults_of_dagr_are_the_documented_ones():
     import dataclasses
     import inspect
 
-    from benchmarks.run.config import DAGRConfig
+    from benchmarks.grid.config import DAGRConfig
     from geomreg import DAGR
 
     library = {name: p.default for name, p in inspect.signature(DAGR.__init__).parameters.items() if name != "self"}

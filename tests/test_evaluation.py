@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from benchmarks.train.evaluation import macro_f1
-from benchmarks.train.selection import select_epoch
+from benchmarks.core.selection import select_epoch
 
 
 def test_macro_f1_by_hand():
@@ -33,7 +33,7 @@ def small_model_and_split(n=25, classes=3):
     """An untrained two-modality model and a random split (images 8×8, 4-d embeddings)."""
     from benchmarks.data import TensorSplit
     from benchmarks.models import build_model
-    from benchmarks.run.config import ModelConfig
+    from benchmarks.grid.config import ModelConfig
 
     torch.manual_seed(0)
     model = build_model(ModelConfig(width=4), {"audio": 1, "visual": 3}, classes)

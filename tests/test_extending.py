@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from benchmarks.data import DATASETS
-from benchmarks.run.config import ARM_TITLES, DAGR_ARMS, RunConfig, dagr_arm, resolve_run
-from benchmarks.run.strict import to_dict
+from benchmarks.grid.config import ARM_TITLES, DAGR_ARMS, RunConfig, dagr_arm, resolve_run
+from benchmarks.core.strict import to_dict
 
 
 @pytest.mark.parametrize("arm", sorted(DAGR_ARMS))
@@ -48,7 +48,7 @@ def example_method_source() -> str:
 
 def test_the_example_method_of_the_docs_trains(debug_raw, tmp_path):
     from baselines import METHODS
-    from benchmarks.run.runner import run_dir_for
+    from benchmarks.grid.naming import run_dir_for
     from benchmarks.train.trainer import Trainer
 
     module = types.ModuleType("baselines.my_method")  # a real module: dataclasses look their own up

@@ -14,8 +14,8 @@ from benchmarks.report.figures import (
     similarity_figure,
     training_curves,
 )
-from benchmarks.run.config import DAGR_ARMS, dump_yaml, expand_grid, load_grid
-from benchmarks.run.runner import run_dir_for
+from benchmarks.grid.config import DAGR_ARMS, dump_yaml, expand_grid, load_grid
+from benchmarks.grid.naming import run_dir_for
 
 DAGR_DEFAULTS = {"enabled": False, "t": 2.0, "tau": 0.5, "lambda_disperse": 0.1, "lambda_anchor": 0.1,
                  "weighting": "pareto", "terms": "both"}

@@ -14,9 +14,9 @@ from baselines.gblending import GBlending, GBlendingParams, blend_weights
 from benchmarks.data import DatasetSplits
 from benchmarks.data.core import TensorSplit
 from benchmarks.models import MultimodalModel
-from benchmarks.run.config import resolve_run
-from benchmarks.run.runner import run_dir_for
-from benchmarks.run.strict import ConfigError
+from benchmarks.grid.config import resolve_run
+from benchmarks.grid.naming import run_dir_for
+from benchmarks.core.strict import ConfigError
 from benchmarks.train.trainer import Trainer
 
 T0 = {"fused": 2.0, "audio": 2.0, "visual": 2.0}
@@ -205,7 +205,7 @@ def test_start_losses_of_every_head_in_one_pass_equal_one_pass_per_head():
     losses run the head alone (its encoder only, for a modality). Both give the same numbers, bit for bit."""
     from baselines.gblending import mean_losses
     from benchmarks.models import build_model
-    from benchmarks.run.config import ModelConfig
+    from benchmarks.grid.config import ModelConfig
 
     torch.manual_seed(0)
     model = build_model(ModelConfig(encoder="small_cnn", width=16, unimodal_heads="separate"),

@@ -8,8 +8,8 @@ from torch import nn
 import baselines.mmpareto  # noqa: F401  (registers "mmpareto")
 from baselines import METHODS
 from baselines.mmpareto import MMPareto, MMParetoParams, mmpareto_backward
-from benchmarks.run.config import resolve_run
-from benchmarks.run.runner import run_dir_for
+from benchmarks.grid.config import resolve_run
+from benchmarks.grid.naming import run_dir_for
 from benchmarks.train.trainer import Trainer
 from pareto_reference import official_rule
 

@@ -5,7 +5,7 @@ from torch import nn
 from benchmarks.models import ModelOutput, build_model
 from benchmarks.models.encoders import ResNet18Encoder, SmallCNNEncoder
 from benchmarks.models.fusion import ConcatFusion, SumFusion
-from benchmarks.run.config import ModelConfig
+from benchmarks.grid.config import ModelConfig
 
 
 def test_concat_split_is_weight_blocks_with_shared_bias():

@@ -6,12 +6,12 @@ import sys
 import pandas as pd
 import pytest
 
-from benchmarks.run import numerics
+from benchmarks.core import numerics
 from benchmarks.run.verify import compare
 
 
 def test_configure_exports_the_pinned_variables_to_child_processes():
-    code = ("import os, sys; from benchmarks.run import numerics; numerics.configure(None); import torch; "
+    code = ("import os, sys; from benchmarks.core import numerics; numerics.configure(None); import torch; "
             "print(os.environ['GEOMREG_NUMERICS'], torch.backends.cpu.get_cpu_capability())")
     env = {k: v for k, v in os.environ.items() if k not in (numerics.MODE_VARIABLE, *numerics.PORTABLE_ENVIRONMENT)}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout

@@ -7,8 +7,8 @@ import torch
 import baselines.ogm_ge  # noqa: F401  (registers the method)
 from baselines.base import modulation_active
 from baselines.ogm_ge import ogm_coefficients
-from benchmarks.run.config import resolve_run
-from benchmarks.run.runner import run_dir_for
+from benchmarks.grid.config import resolve_run
+from benchmarks.grid.naming import run_dir_for
 from benchmarks.train.trainer import Trainer
 
 LN3 = math.log(3.0)

@@ -8,7 +8,7 @@ import pytest
 
 from benchmarks.report.paper import PaperRow, PaperTable, load_paper_table
 from benchmarks.report.tables import render
-from benchmarks.run.config import DAGR_ARMS
+from benchmarks.grid.config import DAGR_ARMS
 
 
 def record(method, arm, seed, multi, audio=50.0, visual=40.0, tau=0.5):

@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from benchmarks.__main__ import main
-from benchmarks.run.config import GridConfig, expand_grid
+from benchmarks.grid.config import GridConfig, expand_grid
 from benchmarks.run.parallel import ClusterOptions, available_cores, job_executor
-from benchmarks.run.records import RunDir
-from benchmarks.run.runner import GridReport, record_outcome, run_dir_for, run_grid
+from benchmarks.core.records import RunDir
+from benchmarks.grid.naming import run_dir_for
+from benchmarks.run.runner import GridReport, record_outcome, run_grid
 
 
 

@@ -8,8 +8,8 @@ import torch.nn.functional as F
 import baselines.pmr  # noqa: F401  (registers the method)
 from baselines.pmr import (class_sums, pmr_coefficients, prototype_batches, prototype_entropy, prototype_logits,
                            update_prototypes)
-from benchmarks.run.config import resolve_run
-from benchmarks.run.runner import run_dir_for
+from benchmarks.grid.config import resolve_run
+from benchmarks.grid.naming import run_dir_for
 from benchmarks.train.trainer import Trainer
 
 STRONG_DAGR = {"enabled": True, "lambda_disperse": 1.0, "lambda_anchor": 1.0, "tau": 0.0}

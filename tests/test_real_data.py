@@ -23,8 +23,8 @@ from benchmarks.data.fixtures import write_cremad_fixture, write_ks_fixture
 from benchmarks.data.kinetics_sounds import KineticsSounds
 from benchmarks.data.layouts import frame_files
 from benchmarks.data.media import cremad_spectrogram, kinetics_fbank, read_audio, sample_frame_indices
-from benchmarks.run.config import DataConfig
-from benchmarks.run.strict import ConfigError
+from benchmarks.grid.config import DataConfig
+from benchmarks.core.strict import ConfigError
 
 SMALL = 16  # frame size of the fixture tests: the pipeline is the same at 224, only slower
 WRITERS = {"cremad": write_cremad_fixture, "kinetics_sounds": write_ks_fixture}

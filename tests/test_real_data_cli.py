@@ -15,9 +15,9 @@ import pytest
 from benchmarks.__main__ import main
 from benchmarks.data.cremad import CremaD
 from benchmarks.data.fixtures import write_cremad_fixture, write_ks_fixture
-from benchmarks.run import errors
-from benchmarks.run.config import expand_grid, load_grid
-from benchmarks.run.runner import run_dir_for
+from benchmarks.core import errors
+from benchmarks.grid.config import expand_grid, load_grid
+from benchmarks.grid.naming import run_dir_for
 
 REPO = Path(__file__).resolve().parent.parent
 SMALL = 16

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from benchmarks.__main__ import main as cli
-from benchmarks.run.config import load_grid, resolve_run
+from benchmarks.grid.config import load_grid, resolve_run
 from benchmarks.run.runner import run_one
 from benchmarks.train.perturbations import (PROTOCOL, AudioNoise, Cutout, FrameDrop, Missing, SpectrogramMask,
                                       SplitShape, cutout_box, frames_to_drop)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.run.config import expand_grid, load_grid
+from benchmarks.grid.config import expand_grid, load_grid
 
 CONFIGS = Path(__file__).resolve().parent.parent / "benchmarks" / "configs"
 FROZEN = json.loads((Path(__file__).with_name("data") / "run_ids.json").read_text())

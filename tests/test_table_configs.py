@@ -6,7 +6,7 @@ import pytest
 
 from benchmarks.__main__ import main as cli
 from benchmarks.data.fixtures import write_cremad_fixture, write_ks_fixture
-from benchmarks.run.config import expand_grid, load_grid
+from benchmarks.grid.config import expand_grid, load_grid
 
 # One epoch, one seed, 64-px frames: the real recipe otherwise (ResNet-18s, the real audio features).
 SMALL = ["run.optim.epochs=1", "seeds=[0]", "run.data.eval_batch_size=64", "run.data.params.frame_size=64"]

@@ -105,7 +105,7 @@ def test_tables_of_a_trained_debug_grid_pair_runs_by_seed_and_by_sample(tmp_path
 
 def test_grid_time_is_recorded_only_for_a_grid_trained_whole_and_quoted_by_the_table(tmp_path):
     from benchmarks.report.tables import grid_time_lines
-    from benchmarks.run.records import GRID_TIME, atomic_write_json
+    from benchmarks.core.records import GRID_TIME, atomic_write_json
     from benchmarks.run.runner import GridReport, grid_time_record
 
     whole = GridReport(done=["a", "b"], wall_time_s=612.34)
@@ -124,8 +124,8 @@ def test_per_seed_leaves_swept_keys_a_run_does_not_read_blank(debug_raw):
     """A sweep over DAGR's temperature keeps its reference runs without DAGR: their config still holds
     the default t, which they never read, so per_seed.csv leaves it blank."""
     from benchmarks.report.summaries import swept_values
-    from benchmarks.run.config import resolve_run
-    from benchmarks.run.strict import to_dict
+    from benchmarks.grid.config import resolve_run
+    from benchmarks.core.strict import to_dict
 
     with_dagr = to_dict(resolve_run({**debug_raw, "dagr": {"enabled": True, "t": 2.0}}))
     without = to_dict(resolve_run({**debug_raw, "dagr": {"enabled": False, "t": 2.0}}))
@@ -135,8 +135,8 @@ def test_per_seed_leaves_swept_keys_a_run_does_not_read_blank(debug_raw):
 
 def test_run_title_names_a_references_modality(debug_raw):
     from benchmarks.report.summaries import run_title
-    from benchmarks.run.config import resolve_run
-    from benchmarks.run.strict import to_dict
+    from benchmarks.grid.config import resolve_run
+    from benchmarks.core.strict import to_dict
 
     reference = resolve_run({**debug_raw, "method": {"name": "unimodal", "params": {"modality": "visual"}}})
     assert run_title(reference.label, to_dict(reference)) == "unimodal-s0 (visual)"

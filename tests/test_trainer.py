@@ -10,9 +10,10 @@ import torch
 import torch.nn.functional as F
 
 from baselines import METHODS, Method, register
-from benchmarks.run.config import GridConfig, resolve_run
-from benchmarks.run.records import RunDir
-from benchmarks.run.runner import run_dir_for, run_grid, run_one
+from benchmarks.grid.config import GridConfig, resolve_run
+from benchmarks.core.records import RunDir
+from benchmarks.grid.naming import run_dir_for
+from benchmarks.run.runner import run_grid, run_one
 from benchmarks.train.trainer import Trainer
 
 ROOT = Path(__file__).parents[1]
@@ -174,8 +175,8 @@ def test_pair_methods_refuse_a_single_modality_model(name, debug_raw):
     from baselines import MethodSetup
     from benchmarks.data import load_data
     from benchmarks.models import build_model
-    from benchmarks.run.config import DataConfig, ModelConfig
-    from benchmarks.run.strict import ConfigError
+    from benchmarks.grid.config import DataConfig, ModelConfig
+    from benchmarks.core.strict import ConfigError
 
     data = load_data(DataConfig(name="debug"), modalities=("audio",))
     model = build_model(ModelConfig(width=8, unimodal_heads="split"), data.channels, data.num_classes)

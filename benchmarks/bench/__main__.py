@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TQDM_DISABLE", "1")
     import torch
 
-    from benchmarks.run.records import atomic_write_text
+    from benchmarks.core.records import atomic_write_text
 
     from .report import render
 
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def splice_targets(readme: Path, text: str) -> None:
     """docs/performance.md carries the header and the targets table; results/bench.md has every section."""
-    from benchmarks.__main__ import splice_table
+    from benchmarks.report.readme import splice_table
 
     head, targets = text.split("\n## ")[:2]
     splice_table(readme, "bench", f"{head}\n## {targets}")

@@ -62,7 +62,7 @@ def run_config(method: str, shapes: Shapes, batch_size: int, n_train: int, dagr:
     """A resolved run config. ``epochs`` 10 puts every hooked method in its active window at the first
     epochs and makes G-Blending's super-epoch 1 epoch, so it re-estimates at every epoch (the same
     amortized share as the online default: n estimation epochs per n-epoch super-epoch)."""
-    from benchmarks.run.config import resolve_run
+    from benchmarks.grid.config import resolve_run
 
     raw: dict[str, Any] = {
         "benchmark": "bench",
@@ -85,7 +85,7 @@ def run_config(method: str, shapes: Shapes, batch_size: int, n_train: int, dagr:
 
 
 def build_trainer(cfg, root: Path | None = None):
-    from benchmarks.run.records import RunDir
+    from benchmarks.core.records import RunDir
     from benchmarks.train.trainer import Trainer
 
     root = Path(root or tempfile.mkdtemp(prefix="bench-"))

@@ -38,7 +38,7 @@ class DecodeEveryEpoch:
     def __init__(self, params: dict) -> None:
         from benchmarks.data.cache import CachePlan, locate_sources
         from benchmarks.data.cremad import CremaD
-        from benchmarks.run.strict import from_dict
+        from benchmarks.core.strict import from_dict
 
         self.p = from_dict(CremaD.Params, params, "data.params")
         plan = CachePlan.make(CremaD, Path(params["root"]), self.p)
@@ -79,7 +79,7 @@ class DecodeEveryEpoch:
 def throughput(root: Path, clips_per_class: int, reps: int, frame_size: int = 224, batch_size: int = 16) -> dict:
     """Samples per second of both paths over the fixture's train clips, interleaved."""
     from benchmarks.data import get_dataset
-    from benchmarks.run.strict import from_dict
+    from benchmarks.core.strict import from_dict
 
     params = fixture(root, clips_per_class, frame_size)
     dataset = get_dataset("cremad")
@@ -106,7 +106,7 @@ def wait_share(params: dict, workers: int, batch_size: int = 16, device: str = "
                encoder: str = "resnet18") -> dict:
     """One training epoch of a joint ResNet-18 ``Trainer`` on the fixture (real CREMA-D input shapes),
     with the time spent inside the split's batch iterator (waiting for data) measured."""
-    from benchmarks.run.config import resolve_run
+    from benchmarks.grid.config import resolve_run
 
     from .compute import build_trainer
 

@@ -21,8 +21,8 @@ def time_here(steps: int, warmup: int) -> float:
 
     import torch
 
-    from benchmarks.run.config import expand_grid, load_grid
-    from benchmarks.run.runner import run_dir_for
+    from benchmarks.grid.config import expand_grid, load_grid
+    from benchmarks.grid.naming import run_dir_for
     from benchmarks.train.trainer import Trainer
 
     torch.set_num_threads(1)
@@ -62,7 +62,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--warmup", type=int, default=5)
     args = parser.parse_args()
-    from benchmarks.run import numerics
+    from benchmarks.core import numerics
 
     numerics.configure(args.mode)
     print(json.dumps({"mode": args.mode, "seconds": time_here(args.steps, args.warmup)}))

@@ -153,8 +153,8 @@ def instrument(trainer, clock: StageClock) -> Callable[[], None]:
 def profile_run(cfg, runs_root: str) -> dict[str, Any]:
     """Train one run with its stages timed (in a worker process: the portable numerics, one thread)."""
     from benchmarks.report.summaries import run_title
-    from benchmarks.run.runner import run_dir_for
-    from benchmarks.run.strict import to_dict
+    from benchmarks.grid.naming import run_dir_for
+    from benchmarks.core.strict import to_dict
     from benchmarks.train.trainer import Trainer
 
     clock = StageClock()
@@ -174,7 +174,7 @@ def profile_run(cfg, runs_root: str) -> dict[str, Any]:
 
 def seed_slice(grid_path: str, overrides: list[str] = ()) -> tuple[list, int]:
     """The grid's runs of its first seed (in grid order), and the grid's number of seeds."""
-    from benchmarks.run.config import expand_grid, load_grid
+    from benchmarks.grid.config import expand_grid, load_grid
 
     grid = load_grid(grid_path, list(overrides))
     return expand_grid(replace(grid, seeds=grid.seeds[:1])), len(grid.seeds)
@@ -197,7 +197,7 @@ def measure(grid_path: str = "benchmarks/configs/avdigits.yaml", overrides: list
 def portable_workers():
     """Worker processes spawned inside get the portable numerics (this process may run native ones:
     its torch is already imported, so only a fresh interpreter can take the pinned settings)."""
-    from benchmarks.run.numerics import MODE_VARIABLE, PORTABLE_ENVIRONMENT
+    from benchmarks.core.numerics import MODE_VARIABLE, PORTABLE_ENVIRONMENT
 
     pinned = {MODE_VARIABLE: "portable", **PORTABLE_ENVIRONMENT}
     saved = {k: os.environ.get(k) for k in pinned}
@@ -216,7 +216,7 @@ def measured(results: Path, grid_path: str) -> dict | None:
     """The last complete ``make reproduce`` of the grid (``results/<grid>/grid_time.json``), if recorded."""
     import json
 
-    from benchmarks.run.records import GRID_TIME
+    from benchmarks.core.records import GRID_TIME
 
     path = Path(results) / Path(grid_path).stem / GRID_TIME
     return json.loads(path.read_text()) if path.exists() else None

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from ..run.strict import ConfigError, from_dict
+from ..core.strict import ConfigError, from_dict
 from .avdigits import AVDigits
 from .avsplit import CachedAVSplit, loader_options
 from .cache import ensure_cache, prepared_cache

@@ -39,8 +39,8 @@ import torch
 from tqdm.auto import tqdm
 from torchvision.transforms.v2.functional import resize
 
-from ..run.errors import DataNotSufficient, require_writable
-from ..run.strict import ConfigError
+from ..core.errors import DataNotSufficient, require_writable
+from ..core.strict import ConfigError
 from .fingerprint import data_fingerprint
 from .layouts import ClipSources, Layout, MissingClipError, expected_layouts, frame_files, resolve_layout
 from .media import MediaWarning, decode_video_frames, read_audio, read_feature_file, read_image

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..run.strict import ConfigError, from_dict
+from ..core.strict import ConfigError, from_dict
 from . import get_dataset
 from .avsplit import LoaderOptions, cached_split
 from .cache import DiskParams, ensure_cache

@@ -11,7 +11,7 @@ from typing import Literal
 
 from torch import Tensor
 
-from ..run.strict import ConfigError
+from ..core.strict import ConfigError
 from .avsplit import DiskAVDataset
 from .cache import ClipList, DiskParams, read_list_rows, split_folder
 from .layouts import CREMAD_LAYOUTS

@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
-from ..run.config import ARM_TITLES, load_grid
+from ..grid.config import ARM_TITLES, load_grid
 from .statistics import PairedComparison
 from .summaries import (SELECTION, MissingData, Record, arm_of, compare, grid_records, method_of, results_frame,
                         row_name, row_order, selected_row, sensitivity_summary)

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, Union
 
-from ..run.strict import ConfigError
+from ..core.strict import ConfigError
 
 # The pages that carry option tables, relative to the repository root.
 PAGES = ("docs/dagr.md", "docs/methods.md", "docs/datasets.md", "docs/configs.md")
@@ -44,7 +44,7 @@ def tables() -> dict[str, Callable[[], str]]:
     """Every table the docs may hold, by marker name."""
     from baselines import METHODS, NoParams
     from benchmarks.data import DATASETS
-    from benchmarks.run import config
+    from benchmarks.grid import config
 
     found: dict[str, Callable[[], str]] = {
         "run": lambda: options_table(config.RunConfig),
@@ -77,7 +77,7 @@ def render_page(text: str, known: dict[str, Callable[[], str]]) -> str:
 
 def stale_pages(root: Path, write: bool) -> list[str]:
     """The pages whose tables differ from what the code renders; ``write`` brings them up to date."""
-    from ..run.records import atomic_write_text
+    from ..core.records import atomic_write_text
 
     known, stale = tables(), []
     for page in PAGES:

@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from ..run.config import ARMS
-from ..run.strict import ConfigError, from_dict
+from ..grid.config import ARMS
+from ..core.strict import ConfigError, from_dict
 from .statistics import interval_cell, welch_interval
 
 PAPER_FILE = Path(__file__).with_name("paper_numbers.yaml")

@@ -25,8 +25,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from tabulate import tabulate
 
-from ..run.config import ARM_TITLES
-from ..run.records import atomic_write_text
+from ..grid.config import ARM_TITLES
+from ..core.records import atomic_write_text
 from ..train.perturbations import PROTOCOL
 from ..train.robustness import GridRobustness, RunResult
 from .figures import ARM_COLORS, save

@@ -33,9 +33,10 @@ import yaml
 
 from baselines import METHODS
 
-from ..run.config import run_arm, unused_keys
-from ..run.records import RunDir
-from ..train.selection import SELECTION_RULES, select_epoch
+from ..core.records import RunDir
+from ..core.selection import SELECTION_RULES, select_epoch
+from ..grid.config import expand_grid, run_arm, unused_keys
+from ..grid.naming import method_title, run_dir_for
 from .statistics import PairedComparison, SampleCounts, paired_comparison, sample_counts
 
 Record = dict[str, Any]
@@ -77,9 +78,6 @@ def grid_records(grid, runs_root: Path) -> tuple[list[Record], list[dict[str, An
 
     Grids share run directories when they share runs (e.g. the ablation's DGL rows and the main
     grid's), so tables and figures select their runs by the grid, never by globbing a folder."""
-    from ..run.config import expand_grid
-    from ..run.runner import run_dir_for
-
     finished, failed, missing = [], [], []
     for cfg in expand_grid(grid):
         run = run_dir_for(cfg, runs_root)
@@ -112,13 +110,6 @@ def selected_row(record: Record, rule: str = SELECTION) -> dict[str, Any]:
 
 
 # --- row names ---------------------------------------------------------------------------------
-
-def method_title(method: str, params: dict[str, Any] | None = None) -> str:
-    if method == "unimodal":
-        return f"{params['modality'].capitalize()} only (unimodal reference)"
-    cls = METHODS.get(method)
-    return cls.title if cls is not None else method
-
 
 def run_title(label: str, config: dict[str, Any]) -> str:
     """A run's label, naming a unimodal reference's modality (its label leaves it out)."""

@@ -28,12 +28,13 @@ from tabulate import tabulate
 from baselines import METHODS
 
 from ..data.fingerprint import fingerprint_lines
-from ..run.config import ARM_TITLES, run_arm
-from ..run.records import GRID_TIME, atomic_write_text
+from ..grid.config import ARM_TITLES, run_arm
+from ..grid.naming import method_title
+from ..core.records import GRID_TIME, atomic_write_text
 from .paper import PaperTable, comparison_table, mean_std
 from .statistics import binomial_se, interval_cell
 from .summaries import (COLUMNS, HARDWARE_KEYS, Comparison, MissingData, Record, compare, hardware_of,
-                        method_title, per_seed_frame, results_frame, row_name, row_order, selected_row,
+                        per_seed_frame, results_frame, row_name, row_order, selected_row,
                         sensitivity_summary, test_set_size)
 
 RULE_TEXT = {

@@ -21,8 +21,8 @@ from typing import Any
 
 import torch
 
-from .config import RunConfig
-from .strict import ConfigError
+from ..grid.config import RunConfig
+from ..core.strict import ConfigError
 
 Task = Callable[[RunConfig, Path], Any]
 Outcome = Any  # the task's result, or the exception that ended its worker or job

@@ -2,7 +2,7 @@
 
 The runs execute in this process, in worker processes or as cluster jobs (``benchmarks.run.parallel``);
 each calls :func:`run_one`, so records and resume behave the same everywhere. Under ``torchrun``
-every rank walks the grid in the same order and trains each run together (``benchmarks.run.distributed``).
+every rank walks the grid in the same order and trains each run together (``benchmarks.train.distributed``).
 A grid on a dataset read from disk first prepares (or refreshes) its cache here, once, and stops
 unless the copy is complete or within the allowance for missing clips.
 """
@@ -20,12 +20,13 @@ from tqdm.auto import tqdm
 from ..data import data_tag, fingerprint_tag
 from ..data.check import AllowMissing, Report, data_check, disk_data
 from ..train.trainer import NonFiniteLossError, Trainer
-from .config import GridConfig, RunConfig, expand_grid
-from .distributed import current as current_ranks
-from .errors import DataNotSufficient, require_writable
+from ..grid.config import GridConfig, RunConfig, expand_grid
+from ..grid.naming import run_dir_for, run_dir_name
+from ..train.distributed import current as current_ranks
+from ..core.errors import DataNotSufficient, require_writable
 from .parallel import ClusterOptions, execute
-from .records import RunDir, atomic_write_json
-from .strict import ConfigError
+from ..core.records import RunDir, atomic_write_json
+from ..core.strict import ConfigError
 
 
 class DataChangedError(RuntimeError):
@@ -57,22 +58,14 @@ def grid_time_record(report: GridReport, jobs: int, executor: str) -> dict | Non
     none failed); None otherwise (a resumed or partial grid says nothing about the whole)."""
     if not report.done or report.skipped or not report.ok:
         return None
-    from .numerics import cpu_flags, cpu_model, current_mode
-    from .records import git_commit
+    from ..core.numerics import cpu_flags, cpu_model, current_mode
+    from ..core.records import git_commit
 
     return {"runs": len(report.done), "jobs": jobs, "executor": executor, "wall_s": round(report.wall_time_s, 1),
             "cpu": cpu_model(), "avx512": any(flag.startswith("avx512") for flag in cpu_flags()),
             "numerics": current_mode(), "git": git_commit()["commit"][:10],
             "date": time.strftime("%Y-%m-%d", time.gmtime())}
 
-
-def run_dir_for(cfg: RunConfig, runs_root: Path) -> RunDir:
-    """``<benchmark>/<label>-<run id>``, plus ``-<data tag>`` for a dataset read from a root."""
-    return RunDir(Path(runs_root) / cfg.benchmark / run_dir_name(cfg, data_tag(cfg.data)))
-
-
-def run_dir_name(cfg: RunConfig, tag: str | None) -> str:
-    return f"{cfg.label}-{cfg.run_id()}" + (f"-{tag}" if tag else "")
 
 
 def run_one(cfg: RunConfig, runs_root: Path, progress: bool = False) -> tuple[str, RunDir]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..report.summaries import HARDWARE_KEYS, grid_records, per_seed_frame, run_title
-from .config import GridConfig
+from ..grid.config import GridConfig
 
 COMPARED = [f"{rule}_{field}" for rule in ("best_val", "last")
             for field in ("epoch", "val_acc", "test_acc", "test_acc_audio", "test_acc_visual")]

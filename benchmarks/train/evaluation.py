@@ -19,7 +19,7 @@ from geomreg.geometry import geometry_summary
 
 from ..data import TensorSplit
 from ..models import ModelOutput, MultimodalModel
-from ..run.records import atomic_write_bytes
+from ..core.records import atomic_write_bytes
 
 Predictions = dict[str, np.ndarray]  # "labels", "fused" and one entry per modality: a class per sample
 

@@ -31,13 +31,12 @@ from typing import Any
 import torch
 import yaml
 
-from ..report.summaries import method_title
-from ..run.config import GridConfig, RunConfig, expand_grid
-from ..run.records import RunDir, atomic_write_json
-from ..run.runner import run_dir_for
-from ..run.strict import from_dict
+from ..grid.config import GridConfig, RunConfig, expand_grid
+from ..grid.naming import method_title, run_dir_for
+from ..core.records import RunDir, atomic_write_json
+from ..core.strict import from_dict
 from .perturbations import PROTOCOL, SplitShape
-from .selection import select_epoch
+from ..core.selection import select_epoch
 from .trainer import Trainer
 
 RECORD = "robustness.json"

@@ -20,15 +20,15 @@ from geomreg.controls import control_loss
 
 from ..data import Batch, DatasetSplits, get_dataset, load_data
 from ..models import MultimodalModel, build_model
-from ..run.config import RunConfig, dump_yaml
-from ..run.distributed import current as current_ranks
-from ..run.numerics import pin_threads
-from ..run.records import (RunDir, atomic_torch_save, atomic_write_json, atomic_write_text, environment,
+from ..grid.config import RunConfig, dump_yaml
+from ..train.distributed import current as current_ranks
+from ..core.numerics import pin_threads
+from ..core.records import (RunDir, atomic_torch_save, atomic_write_json, atomic_write_text, environment,
                       git_commit, peak_memory_mb)
-from ..run.strict import from_dict
+from ..core.strict import from_dict
 from .compute import autocast, choose_device, prepare_model, resolve_precision, use_channels_last
 from .evaluation import PredictionLog, evaluate
-from .selection import SELECTION_RULES, select_epoch
+from ..core.selection import SELECTION_RULES, select_epoch
 
 
 class NonFiniteLossError(RuntimeError):
@@ -97,8 +97,8 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = run_dir
         self.progress = progress
-        pin_threads()  # the portable numerics train every run on one thread (benchmarks.run.numerics)
-        self.ranks = current_ranks()  # one process unless started by torchrun (benchmarks.run.distributed)
+        pin_threads()  # the portable numerics train every run on one thread (benchmarks.core.numerics)
+        self.ranks = current_ranks()  # one process unless started by torchrun (benchmarks.train.distributed)
         self.device = self.ranks.device(choose_device(cfg.device))
         seed_everything(cfg.seed, cfg.deterministic)
         method_cls = get_method(cfg.method.name)

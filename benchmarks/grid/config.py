@@ -18,7 +18,11 @@ from typing import Any, Literal
 
 import yaml
 
-from .strict import ConfigError, deep_merge, from_dict, set_dotted, to_dict
+from baselines import get_method
+from geomreg.controls import control_params
+
+from ..core.strict import ConfigError, deep_merge, from_dict, set_dotted, to_dict
+from ..data import get_dataset
 
 
 @dataclass(frozen=True)
@@ -288,10 +292,6 @@ class GridConfig:
 
 def resolve_run(raw: dict[str, Any]) -> RunConfig:
     """Validate a raw run mapping and fill every default, including dataset/method params."""
-    from baselines import get_method
-    from benchmarks.data import get_dataset
-    from geomreg.controls import control_params
-
     cfg = from_dict(RunConfig, raw)
     dataset = get_dataset(cfg.data.name)
     method = get_method(cfg.method.name)
