@@ -9,7 +9,7 @@ controls of the paper's Table 7). See ``docs/dagr.md`` and ``docs/controls.md``.
 from . import controls, functional, geometry, pareto
 from .geometry import geometry_summary
 from .pareto import ParetoResult, balance_geometry, min_norm_weights, pareto_combine
-from .regularizer import DAGR, GeometryGradients
+from .regularizer import DAGR, GeometryGradients, Regularizer
 
-__all__ = ["DAGR", "GeometryGradients", "controls", "functional", "geometry", "geometry_summary", "pareto",
+__all__ = ["DAGR", "GeometryGradients", "Regularizer", "controls", "functional", "geometry", "geometry_summary", "pareto",
            "ParetoResult", "balance_geometry", "min_norm_weights", "pareto_combine"]

@@ -157,6 +157,9 @@ class _PairControl(nn.Module):
 
     name: ClassVar[str]
     Params: ClassVar[type] = NoParams
+    # The regularizer protocol (``geomreg.Regularizer``): a control's loss joins the task objective.
+    log_prefix: ClassVar[str] = "control"
+    adds_own_gradient: ClassVar[bool] = False
 
     def __init__(self, strength: float = DEFAULT_STRENGTH, **params: Any) -> None:
         super().__init__()

@@ -6,6 +6,7 @@ import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import ClassVar, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -13,7 +14,7 @@ from torch import Tensor, nn
 from . import functional as GF
 from .pareto import balance_geometry
 
-__all__ = ["DAGR", "GeometryGradients", "TERMS", "WEIGHTINGS"]
+__all__ = ["DAGR", "GeometryGradients", "Regularizer", "TERMS", "WEIGHTINGS"]
 
 WEIGHTINGS: tuple[str, ...] = ("pareto", "fixed")
 # Which geometric terms are on: both (DAGR), or one of them (the paper's ablation rows 2 and 3).
@@ -35,6 +36,21 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
     return value
+
+
+class Regularizer(Protocol):
+    """What a training loop needs of a regularizer (DAGR, or an objective control of ``geomreg.controls``).
+
+    ``regularizer(embeddings)`` returns scalar terms, logged under ``log_prefix``. When
+    ``adds_own_gradient`` is false, its ``"loss"`` joins the task objective (one backward for both);
+    when true, the loop calls ``geometry_gradients(terms, embeddings, params)`` before the task backward
+    and applies the returned gradient after the host method has produced and processed its own.
+    """
+
+    log_prefix: str
+    adds_own_gradient: bool
+
+    def __call__(self, embeddings: Mapping[str, Tensor]) -> dict[str, Tensor]: ...
 
 
 @dataclass
@@ -96,6 +112,8 @@ class DAGR(nn.Module):
     so logs stay comparable across ablations.
     """
 
+    log_prefix: ClassVar[str] = "dagr"
+
     def __init__(
         self,
         t: float = 4.0,
@@ -118,6 +136,11 @@ class DAGR(nn.Module):
         self.weighting = _check_choice("weighting", weighting, WEIGHTINGS)
         self.terms = _check_choice("terms", terms, TERMS)
         self.dispersion_form = _check_choice("dispersion_form", dispersion_form, GF.DISPERSION_FORMS)
+
+    @property
+    def adds_own_gradient(self) -> bool:
+        """The Pareto form adds ``g_geom`` after the method's gradient; the fixed form joins the loss."""
+        return self.weighting == "pareto"
 
     @property
     def disperses(self) -> bool:

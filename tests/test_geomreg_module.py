@@ -149,3 +149,12 @@ def test_repr_and_no_parameters() -> None:
     assert "t=4.0" in r and "tau=0.25" in r and "infonce_l2" in r and "squared_distance" in r
     assert "weighting='pareto'" in r and "beta=0.2" in r
     assert list(reg.parameters()) == []
+
+
+def test_regularizer_protocol_tells_a_gradient_of_its_own_from_a_loss_that_joins_the_objective():
+    from geomreg.controls import control_loss
+
+    assert DAGR().adds_own_gradient and DAGR().log_prefix == "dagr"
+    assert not DAGR(weighting="fixed").adds_own_gradient
+    vicreg = control_loss("vicreg")
+    assert not vicreg.adds_own_gradient and vicreg.log_prefix == "control"

@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from baselines import Method, MethodSetup, get_method
-from geomreg import DAGR, GeometryGradients
+from geomreg import DAGR, GeometryGradients, Regularizer
 from geomreg.controls import control_loss
 
 from ..data import Batch, DatasetSplits, get_dataset, load_data
@@ -63,7 +63,7 @@ def build_scheduler(cfg: RunConfig, optimizer: torch.optim.Optimizer):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
 
 
-def build_regularizer(cfg: RunConfig) -> torch.nn.Module | None:
+def build_regularizer(cfg: RunConfig) -> Regularizer | None:
     """DAGR, or an objective control's loss (``geomreg.controls``; None for unit-sphere, which has none)."""
     if cfg.control.kind != "none":
         return control_loss(cfg.control.kind, cfg.control.strength, cfg.control.params)
@@ -206,15 +206,14 @@ class Trainer:
             logs.update({f"dagr/alpha/{m}": a for m, a in geometry.alphas.items()})
         logs.update(losses)
         if reg is not None:
-            prefix = "dagr" if isinstance(self.regularizer, DAGR) else "control"
-            logs.update({f"{prefix}/{k}": v for k, v in reg.items()})
+            logs.update({f"{self.regularizer.log_prefix}/{k}": v for k, v in reg.items()})
         logs["objective"] = objective.detach()
         return logs
 
     def _geometry_gradients(self, reg: dict[str, torch.Tensor] | None,
                             embeddings: dict[str, torch.Tensor]) -> GeometryGradients | None:
         """DAGR's Pareto-weighted gradient per encoder, or None when the fixed form joins the loss."""
-        if reg is None or not isinstance(self.regularizer, DAGR) or self.regularizer.weighting != "pareto":
+        if reg is None or not self.regularizer.adds_own_gradient:
             return None
         encoders = {m: self.model.encoder_parameters(m) for m in embeddings}
         return self.regularizer.geometry_gradients(reg, embeddings, encoders)
