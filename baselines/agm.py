@@ -12,8 +12,12 @@ Per training step (two modalities; the first plays the official code's audio rol
    coefficients ``c_m = exp(α·min(r*_m − r_m, 10))``; then ``T ← T·(t−1)/t + s/t`` over all iterations.
 4. ``c_m`` scales the gradient that flows back through ``m_m`` (the official backward hooks on identity
    modules; here :func:`scale_gradient`, which gives the same gradients and the exact forward value).
-5. After backward: if any element of the fusion weight's gradient lies outside ±1, every gradient is
-   clipped to total norm 1.
+5. After backward (and, under torchrun, after the gradients are averaged across ranks): if any element of
+   the fusion weight's gradient lies outside ±1, every gradient is clipped to total norm 1.
+
+Besides the epoch means of ``c_m`` and ``s_m``, each epoch records the per-step extremes of the applied
+coefficients and of ``|c_a − c_v|`` (``on_epoch_end``): the share of the upstream gradient that the
+eval-mode passes receive, ½(c_a − c_v), is what separates AGM from joint training.
 
 Passes on an all-zero input are run on one zero sample and broadcast over the batch: in eval mode
 BatchNorm acts per sample, so values and gradients equal those of a batch of zero inputs. The official
@@ -42,8 +46,8 @@ class AGMParams:
     # "continuous modulation", window [0, 1500] of 1500 epochs (issues #3, #5).
     modulation_start: int = 0
     modulation_end_fraction: float = 1.0
-    # Cap on r* − r inside the exponential: min(·, 10) in the CREMA-D/AV-MNIST code; None = no cap
-    # (the official AVE script).
+    # Cap on r* − r inside the exponential: min(·, 10) in the official CREMA-D code (7 in UR-Funny's);
+    # None = no cap, as the official AV-MNIST and AVE code.
     ratio_cap: float | None = 10.0
     # Official behaviour: the scale of the backward hooks is only updated inside the window, so the last
     # in-window coefficients stay in effect after it. False (default, the fix): coefficients 1 outside.
@@ -119,6 +123,22 @@ class AGM(Method):
         self.last_coefficients: dict[str, Tensor] | None = None
         self.zero_inputs: dict[str, Tensor] | None = None  # one all-zero sample per modality
         self._logs: dict[str, Tensor] = {}
+        self._extremes: dict[str, Tensor] = {}  # this epoch's per-step min/max, kept on the device
+
+    def on_epoch_start(self, epoch):
+        self._extremes = {}
+        return super().on_epoch_start(epoch)
+
+    def on_epoch_end(self, epoch):
+        return {k: v.item() for k, v in self._extremes.items()}
+
+    def track_extremes(self, applied: dict[str, Tensor]) -> None:
+        first, second = applied
+        values = {**{f"agm/c_{m}": c for m, c in applied.items()}, "agm/gap": (applied[first] - applied[second]).abs()}
+        for key, value in values.items():
+            low, high = f"{key}_min", f"{key}_max"
+            self._extremes[low] = torch.minimum(self._extremes.get(low, value), value)
+            self._extremes[high] = torch.maximum(self._extremes.get(high, value), value)
 
     def active(self) -> bool:
         return self.in_window(self.params.modulation_start, self.params.modulation_end_fraction)
@@ -128,7 +148,7 @@ class AGM(Method):
         if self.zero_inputs is None:
             raise RuntimeError("AGM's zero-input passes take their input shapes from a training batch; "
                                "run a training step first")
-        return {m: self.model.encoders[m](x).expand(batch_size, -1) for m, x in self.zero_inputs.items()}
+        return {m: z.expand(batch_size, -1) for m, z in self.model.encode(self.zero_inputs).items()}
 
     def padded_logits(self, embeddings: Mapping[str, Tensor], zero: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Fused logits with only modality m present: ``only[m] = fusion(φ_m, zeros' embeddings)``."""
@@ -140,7 +160,7 @@ class AGM(Method):
         was_training = self.model.training
         self.model.eval()
         try:
-            present = {m: self.model.encoders[m](inputs[m]) for m in self.model.modalities}
+            present = self.model.encode(inputs)  # as the full pass embeds (the unit-sphere control included)
             zero = self.zero_embeddings(len(next(iter(inputs.values()))))
         finally:
             self.model.train(was_training)
@@ -164,15 +184,20 @@ class AGM(Method):
         coef = agm_coefficients(scores, self.running, self.params.alpha, self.params.ratio_cap)
         self.running = {m: running_average(self.running[m], scores[m], self.iteration) for m in scores}
         applied = self.applied_coefficients(coef)
+        self.track_extremes(applied)
         fused = sum(scale_gradient(shapley[m], applied[m]) for m in shapley)
         self._logs = {**{f"agm/c_{m}": applied[m] for m in applied}, **{f"agm/score_{m}": scores[m] for m in scores}}
         return {"ce_fused": F.cross_entropy(fused, batch.labels)}
 
     def process_gradients(self, out, batch):
         logs, self._logs = self._logs, {}
-        if self.params.grad_clip is not None:
-            logs["agm/clipped"] = self.clip_if_head_gradient_large(self.params.grad_clip)
         return logs
+
+    def clip_gradients(self):
+        """On the whole batch's gradient (after the all-reduce under torchrun), so every rank decides alike."""
+        if self.params.grad_clip is None:
+            return {}
+        return {"agm/clipped": self.clip_if_head_gradient_large(self.params.grad_clip)}
 
     @torch.no_grad()
     def clip_if_head_gradient_large(self, limit: float) -> Tensor:

@@ -122,6 +122,20 @@ class Method:
             raise ValueError(f"method {self.name!r} has no state to restore, got keys {sorted(state)}")
 
 
+# Fractions of a count are rounded as exact decimals would be: 0.7 · 90 is 62.999… in binary floating point.
+ROUNDING_SLACK = 1e-9
+
+
+def floor_fraction(fraction: float, count: int) -> int:
+    """``floor(fraction · count)`` of the decimal numbers written (``floor_fraction(0.7, 90) == 63``)."""
+    return math.floor(fraction * count + ROUNDING_SLACK)
+
+
+def ceil_fraction(fraction: float, count: int) -> int:
+    """``ceil(fraction · count)`` of the decimal numbers written (``ceil_fraction(0.1, 30) == 3``)."""
+    return math.ceil(fraction * count - ROUNDING_SLACK)
+
+
 def modulation_active(epoch: int, start: int, end_fraction: float, epochs: int) -> bool:
     """Inclusive window ``start <= epoch <= floor(end_fraction · epochs)``."""
-    return start <= epoch <= math.floor(end_fraction * epochs)
+    return start <= epoch <= floor_fraction(end_fraction, epochs)

@@ -5,7 +5,8 @@ The weights come from the paper's estimate ``w_k ∝ ΔG_k / ΔO_k²`` (no offic
 from the current model, for each k a ``copy.deepcopy`` of the model is trained for n epochs with loss k only
 (fresh SGD), and the **mean per-sample** CE of head k is measured (eval mode) on the train split and on the
 held-out set V at the start and at the end: ``ΔG = L^V_start - L^V_end``, ``ΔO = O_end - O_start`` with
-``O = L^V - L^T``. Online G-Blend re-estimates at the start of every super-epoch, offline once at epoch 0.
+``O = L^V - L^T``. Online G-Blend re-estimates at the start of every super-epoch (a third of the run, as
+BalanceBenchmark's 10 of 30 epochs: at epochs 0, 5 and 10 of 15), offline once at epoch 0.
 
 Choices where the references are silent or differ (see :func:`blend_weights`):
 
@@ -25,6 +26,8 @@ Choices where the references are silent or differ (see :func:`blend_weights`):
 * Before the first estimation (or for a model step taken outside the epoch hooks) the weights are uniform.
 * The estimation copies train without DAGR (it is the method's own probe); DAGR's loss is added to the
   blended total (default backward).
+* Offline mode estimates once, with probes of n = super-epoch epochs (``estimation_epochs`` sets n);
+  BalanceBenchmark's offline probes train for all epochs of the run.
 * Cost: each estimation trains (1 + #modalities) copies for n epochs; with n = super-epoch length (default)
   online G-Blend costs ≈ (2 + #modalities)× the forward/backward work of joint training.
 """
@@ -43,7 +46,7 @@ from torch import Tensor
 from benchmarks.models.fusion import SeparateHeads
 from benchmarks.core.strict import ConfigError
 
-from .base import Method
+from .base import Method, ceil_fraction
 from .registry import register
 
 FUSED = "fused"
@@ -52,8 +55,9 @@ FUSED = "fused"
 @dataclass(frozen=True)
 class GBlendingParams:
     mode: Literal["online", "offline"] = "online"  # paper: both; BalanceBenchmark config: online
-    # super-epoch = ceil(fraction · epochs) epochs; BalanceBenchmark super_epoch 10 (of 30), paper: "n epochs"
-    super_epoch_fraction: float = 0.1
+    # super-epoch = ceil(fraction · epochs) epochs: BalanceBenchmark's super_epoch 10 of its 30 epochs
+    # (re-estimations at epochs 0, 10, 20), so 1/3 of the run; the paper says only "n epochs".
+    super_epoch_fraction: float = 1 / 3
     estimation_epochs: int = 0  # 0 → = super-epoch length (paper: the n of ΔG_{N,n}; BB: super_epoch)
     # None → the run's lr (paper silent; BB re-creates the main optimizer, i.e. the run's settings)
     estimation_lr: float | None = None
@@ -138,7 +142,7 @@ class GBlending(Method):
         super().__init__(params, model, setup)
         self.heads = (FUSED, *model.modalities)
         self.weights = {k: 1.0 / len(self.heads) for k in self.heads}  # until the first estimation
-        self.super_epoch = max(1, math.ceil(params.super_epoch_fraction * setup.epochs))
+        self.super_epoch = max(1, ceil_fraction(params.super_epoch_fraction, setup.epochs))
         self.n_estimation = params.estimation_epochs or self.super_epoch
         self.estimation_lr = params.estimation_lr if params.estimation_lr is not None else setup.lr
         if self.estimation_lr is None:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-from .base import Method
+from .base import Method, floor_fraction
 from .registry import register
 
 
@@ -69,8 +69,8 @@ def update_prototypes(sums: Tensor, counts: Tensor, previous: Tensor | None, mom
 
 def prototype_batches(n_batches: int, fraction: float) -> int:
     """Batches of the prototype pass: the official loop stops once ``count >= len(loader) // 10``, checked
-    after each batch, so ``max(1, floor(fraction · n_batches))`` (the epsilon absorbs float rounding)."""
-    return max(1, math.floor(fraction * n_batches + 1e-9))
+    after each batch, so ``max(1, floor(fraction · n_batches))``."""
+    return max(1, floor_fraction(fraction, n_batches))
 
 
 def blends_with_previous(epoch: int) -> bool:

@@ -34,7 +34,9 @@ SUMMARIES = {
     "tables": "render results/<config>/table.{md,csv,tex} and per_seed.csv from the run records",
     "figures": "draw results/<config>/figures/*.{png,pdf} from the run records",
     "robustness": "test accuracy of a grid's finished runs with one modality missing or corrupted",
-    "verify": "re-train a fixed sample of a grid and compare it bit for bit with the committed tables",
+    "verify": "re-train a fixed sample of a grid: identical to, consistent with, or inconsistent with its committed results",
+    "repeatability": "train a short sample of a grid three ways on this machine and check that the records repeat",
+    "numerics-probe": "digest the kernels a run uses under each numerics setting, or compare two machines' digests",
     "list": "list the registered methods (with how DAGR joins each) and datasets",
     "prepare": "decode CREMA-D or Kinetics-Sounds once into a cache folder",
     "data-check": "check that a CREMA-D or Kinetics-Sounds copy can reproduce the tables",
@@ -81,6 +83,15 @@ def main(argv: list[str] | None = None, prog: str = "python -m benchmarks") -> i
                                        help="the method whose runs (without and with DAGR, first seed) are "
                                             "re-trained with the references (default: joint)")
     sub.choices["verify"].add_argument("--jobs", type=int, default=1, metavar="N", help="runs trained at once")
+    sub.choices["verify"].add_argument("--spread", metavar="CONFIG",
+                                       help="the grid whose committed seeds give each cell's spread on hardware that is "
+                                            "not bit-comparable (default: the grid itself)")
+    add_probe_arguments(sub.add_parser("numerics-probe", description=SUMMARIES["numerics-probe"]))
+    p = sub.add_parser("repeatability", description=SUMMARIES["repeatability"])
+    p.add_argument("config", help="grid YAML, e.g. benchmarks/configs/avdigits.yaml")
+    p.add_argument("--method", default="dgl", help="the method of the sample (default: dgl)")
+    p.add_argument("--epochs", type=int, default=2, help="epochs of each run (default 2)")
+    p.add_argument("--runs", default="build/repeatability", help="an empty folder for the records (default: build/repeatability)")
     sub.add_parser("list", description=SUMMARIES["list"])
     add_data_commands(sub)
     p = sub.add_parser("docs", description=SUMMARIES["docs"] + ", between <!-- options:NAME --> markers")
@@ -115,6 +126,17 @@ def add_robustness_arguments(p: argparse.ArgumentParser) -> None:
                                                        "every run, so runs are compared on the same corruptions")
     p.add_argument("--force", action="store_true", help="measure again even where a run has a record of this protocol")
     p.add_argument("--no-progress", action="store_true", help="do not print each run as it is measured")
+
+
+def add_probe_arguments(p: argparse.ArgumentParser) -> None:
+    from .run.numerics_probe import SETTINGS
+
+    p.add_argument("--out", help="write the digests to this JSON file (default: print them)")
+    p.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS), metavar="NAME",
+                   help=f"the settings to probe (default: all of {', '.join(repr(n) for n in SETTINGS)})")
+    p.add_argument("--steps", type=int, default=20, help="training steps per run of the default grid (default 20)")
+    p.add_argument("--compare", nargs=2, metavar=("A", "B"),
+                   help="compare two probe files instead; exit 1 unless the portable setting agrees")
 
 
 def add_data_commands(sub) -> None:
@@ -318,7 +340,8 @@ def cmd_tables(args) -> int:
     title = grid.title or f"{grid.benchmark}: accuracy without and with DAGR"
     paper = load_paper_table(grid.paper) if grid.paper else None
     markdown = render(records, out, title, failed=failed, missing=missing, arms=grid.dagr_arms, paper=paper,
-                      sweep=list(grid.sweep), rows=grid_row_titles(grid), against=args.against, grid=name)
+                      sweep=list(grid.sweep), rows=grid_row_titles(grid), against=args.against, grid=name,
+                      powered=grid.powered or None)
     if args.readme:
         splice_table(Path(args.readme), name, markdown)
     print(f"wrote {out}/table.md, table.csv, table.tex, per_seed.csv" + (f" ({len(missing)} runs missing)" if missing else ""))
@@ -378,9 +401,38 @@ def cmd_verify(args) -> int:
     from .run.verify import verify
 
     grid = load_grid(args.config, args.overrides)
-    verdict = verify(grid, Path(args.config).stem, Path(args.results), Path(args.runs), args.method, args.jobs)
+    spread = (load_grid(args.spread, args.overrides), Path(args.spread).stem) if args.spread else None
+    verdict = verify(grid, Path(args.config).stem, Path(args.results), Path(args.runs), args.method, args.jobs, spread)
     print("\n".join(verdict.lines))
     return verdict.exit_code
+
+
+def cmd_repeatability(args) -> int:
+    from .grid.config import load_grid
+    from .run.repeatability import check
+
+    lines, ok = check(load_grid(args.config), args.method, args.epochs, Path(args.runs))
+    print("\n".join(lines))
+    return errors.OK if ok else 1
+
+
+def cmd_numerics_probe(args) -> int:
+    import json
+
+    from .core.records import atomic_write_json
+    from .run.numerics_probe import compare, probe
+
+    if args.compare:
+        lines, portable_same = compare(*(json.loads(Path(f).read_text()) for f in args.compare))
+        print("\n".join(lines))
+        return errors.OK if portable_same else 1
+    result = probe(args.settings, args.steps, announce=lambda line: print(line, file=sys.stderr))
+    if args.out:
+        atomic_write_json(Path(args.out), result)
+        print(f"wrote {args.out}")
+    else:
+        print(json.dumps(result, indent=1))
+    return errors.OK
 
 
 def cmd_docs(args) -> int:
@@ -392,9 +444,10 @@ def cmd_docs(args) -> int:
     return 1 if stale and args.check else errors.OK
 
 
-COMMANDS = {"docs": cmd_docs, "list": cmd_list, "verify": cmd_verify, "grid": cmd_grid, "tables": cmd_tables,
-            "reproduce": cmd_reproduce, "figures": cmd_figures, "robustness": cmd_robustness,
-            "prepare": cmd_prepare, "data-check": cmd_data_check}
+COMMANDS = {"docs": cmd_docs, "list": cmd_list, "verify": cmd_verify, "numerics-probe": cmd_numerics_probe,
+            "repeatability": cmd_repeatability,
+            "grid": cmd_grid, "tables": cmd_tables, "reproduce": cmd_reproduce, "figures": cmd_figures,
+            "robustness": cmd_robustness, "prepare": cmd_prepare, "data-check": cmd_data_check}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,8 +1,30 @@
 import os
 
 import pytest
+import torch
 
 os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` need a CUDA device: skipped where there is none."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if item.get_closest_marker("gpu"):
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def cpu_in_fp32(request, monkeypatch):
+    """The suite is the CPU suite on any host: ``device: auto`` and ``precision: auto`` resolve to the CPU
+    in fp32 (on a GPU they would mean bf16, where the tests' fp32 tolerances do not hold), in this process
+    and in the processes a test starts. Tests marked ``gpu`` see the device."""
+    if request.node.get_closest_marker("gpu"):
+        return
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
 
 
 @pytest.fixture

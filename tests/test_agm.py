@@ -236,3 +236,16 @@ def test_state_round_trip_restores_the_running_scores(debug_raw, tmp_path):
     assert second.method.last_coefficients == first.method.last_coefficients
     with pytest.raises(ValueError, match="method 'agm': expected state keys"):
         second.method.load_state_dict({})
+
+
+def test_each_epoch_records_the_per_step_extremes_of_the_coefficients_and_their_gap(debug_raw, tmp_path):
+    method = make_trainer(debug_raw, tmp_path).method
+    method.on_epoch_start(0)
+    for c_a, c_v in [(0.8, 1.1), (0.5, 1.5), (1.0, 1.0)]:
+        method.track_extremes({"audio": torch.tensor(c_a), "visual": torch.tensor(c_v)})
+    assert method.on_epoch_end(0) == pytest.approx({
+        "agm/c_audio_min": 0.5, "agm/c_audio_max": 1.0, "agm/c_visual_min": 1.0, "agm/c_visual_max": 1.5,
+        "agm/gap_min": 0.0, "agm/gap_max": 1.0})
+    method.on_epoch_start(1)  # a new epoch starts afresh
+    method.track_extremes({"audio": torch.tensor(2.0), "visual": torch.tensor(1.0)})
+    assert method.on_epoch_end(1)["agm/c_audio_min"] == 2.0 and method.on_epoch_end(1)["agm/gap_max"] == 1.0

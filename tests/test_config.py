@@ -135,3 +135,17 @@ def test_sweeps_do_not_leak_into_the_arm_table_or_later_grids():
     plain = GridConfig(benchmark="debug", seeds=[0], methods={"joint": {}}, references=[],
                        run={"data": {"name": "debug"}, "dagr": {"tau": 0.9}})
     assert {r.dagr.tau for r in expand_grid(plain)} == {0.9}
+
+
+def test_method_run_sets_one_methods_runs_in_every_arm_and_nothing_else():
+    grid = GridConfig(benchmark="debug", seeds=[0], methods={"joint": {}, "ogm_ge": {}},
+                      run={"data": {"name": "debug"}, "optim": {"lr": 0.05, "epochs": 2}},
+                      method_run={"joint": {"optim": {"lr": 0.01}}})
+    lrs = {(cfg.method.name, cfg.dagr.enabled): cfg.optim.lr for cfg in expand_grid(grid)}
+    assert lrs == {("joint", False): 0.01, ("joint", True): 0.01, ("ogm_ge", False): 0.05, ("ogm_ge", True): 0.05,
+                   ("unimodal", False): 0.05}
+    assert all(cfg.optim.epochs == 2 for cfg in expand_grid(grid))  # merged over run, key by key
+    with pytest.raises(ConfigError, match="unknown method 'jointt'"):
+        GridConfig(benchmark="debug", seeds=[0], methods={"joint": {}}, method_run={"jointt": {}})
+    with pytest.raises(ConfigError, match="method_run.joint.seed is set by the grid"):
+        GridConfig(benchmark="debug", seeds=[0], methods={"joint": {}}, method_run={"joint": {"seed": 3}})

@@ -2,9 +2,11 @@
 partial folders of killed prepares, shared permissions, and media that decode but look wrong."""
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -108,8 +110,19 @@ def start_slow_prepare(raw: dict, out: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO), "TQDM_DISABLE": "1"}
     proc = subprocess.Popen([sys.executable, "-c", SLOW_PREPARE, *args], cwd=REPO, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdout.readline().strip() == "decoding", proc.stderr.read()
+    assert first_line(proc, timeout_s=120) == "decoding", proc.stderr.read()
     return proc
+
+
+def first_line(proc: subprocess.Popen, timeout_s: float) -> str:
+    """The process's first line of output, or a failure after ``timeout_s`` (a hung child must not hang the suite)."""
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: lines.put(proc.stdout.readline()), daemon=True).start()
+    try:
+        return lines.get(timeout=timeout_s).strip()
+    except queue.Empty:
+        proc.kill()
+        pytest.fail(f"the child printed nothing in {timeout_s} s")
 
 
 def partial_folders(out: Path) -> list[Path]:

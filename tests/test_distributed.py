@@ -60,11 +60,16 @@ def rank_worker(rank: int, world_size: int, port: int, raw: dict, out: Path) -> 
 def two_ranks(tmp_path_factory) -> Path:
     """One launch of two gloo ranks for the tests below (each launch costs seconds of imports)."""
     out = tmp_path_factory.mktemp("ranks")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.spawn(rank_worker, args=(2, port, DEBUG_RUN, out), nprocs=2)
-    return out
+    for attempt in range(3):  # a free port can be taken by another process before rank 0 binds it
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        try:
+            mp.spawn(rank_worker, args=(2, port, DEBUG_RUN, out), nprocs=2)
+            return out
+        except mp.ProcessRaisedException as err:
+            if "address already in use" not in str(err).lower() or attempt == 2:
+                raise
 
 
 @pytest.fixture

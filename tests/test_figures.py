@@ -113,12 +113,12 @@ def test_overview_delta_panel_pairs_by_seed():
                                          for s, t in ((0, 0.51), (1, 0.53), (2, 0.52))]
     records += [record(method="pmr", arm=a) for a in ("none", "dagr")]  # one seed: a point, no bar
     plotted = figures.delta_panel(Figure().subplots(), records, ["Joint training", "PMR"], ["dagr"])
-    (joint_method, joint_arm, joint), (pmr_method, _, pmr) = plotted
+    (joint_method, joint_arm, joint, joint_verdict), (pmr_method, _, pmr, pmr_verdict) = plotted
     assert (joint_method, joint_arm, pmr_method) == ("Joint training", "dagr", "PMR")
     # differences 1, 3, 2: mean 2, sd 1, interval 2 ± 4.302653 / sqrt(3)
     assert joint.mean == pytest.approx(2.0) and joint.ci_high == pytest.approx(2 + 2.484138, abs=1e-5)
-    assert joint.verdict == "within noise"
-    assert pmr.n == 1 and pmr.mean == pytest.approx(0.0)
+    assert joint_verdict == "within noise"
+    assert pmr.n == 1 and pmr.mean == pytest.approx(0.0) and pmr_verdict == "no test"
 
 
 def sweep_records():

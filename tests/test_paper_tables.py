@@ -44,13 +44,15 @@ def test_arm_table_and_paper_comparison(tmp_path):
     assert "| DGL | dispersion only | 50.00 ± 0.00 | +0.00 [+0.00, +0.00] within noise | 40.00 ± 0.00 " \
            "| +0.00 [+0.00, +0.00] within noise | 73.00 ± 2.83 | +3.00 [-9.71, +15.71] within noise |" in text
     assert "| DGL | DAGR (Pareto-balanced) | 50.00 ± 0.00 | +0.00 [+0.00, +0.00] within noise " \
-           "| 40.00 ± 0.00 | +0.00 [+0.00, +0.00] within noise | 75.00 ± 1.41 | +5.00 [+5.00, +5.00] better |" in text
+           "| 40.00 ± 0.00 | +0.00 [+0.00, +0.00] within noise | 75.00 ± 1.41 | +5.00 [+5.00, +5.00] no test |" in text
     assert "| DGL | anchoring only | – | – | – | – | – | – |" in text
     # sign-flip p of (2, 4): |±2±4| >= 6 in 2 of 4 patterns; ties counted
-    assert "| DGL | dispersion only − no regularizer | Multi | 2 | +3.00 [-9.71, +15.71] within noise " \
+    # paired t of (2, 4): t = 3 / (sqrt 2 / sqrt 2) = 3, df 1: p = 1 − (2/π) atan 3 = 0.2048; its family is the
+    # table's 5 tested Δ cells (the DAGR arm's Multi cell has no spread: no test), so Holm gives min(1, 5 · 0.2048)
+    assert "| DGL | dispersion only − no regularizer | Multi | 2 | +3.00 [-9.71, +15.71] within noise | 0.205 | 1 (5) " \
            "| 0.500 (0.500) | 2/2 | – | – |" in text
-    assert "| DGL | dispersion only − no regularizer | Audio | 2 | +0.00 [+0.00, +0.00] within noise " \
-           "| 1.000 (0.500) | 0/2 (2 tied) |" in text
+    assert "| DGL | dispersion only − no regularizer | Audio | 2 | +0.00 [+0.00, +0.00] within noise | 1 | 1 (5) " \
+           "| 1.000 (0.500) | 0/2 (2 tied) |" in text  # no difference at all: p 1
     # beside the paper: ours test-selected (epoch 1, +10 points) − paper. DGL + DAGR: 86 ± 1.41 (n 2) against
     # an exact 78: one-sample interval 8 ± 12.706205 * 1.41421 / sqrt(2)
     assert "| DGL + DAGR | 60.00 ± 0.00 | – | – | 50.00 ± 0.00 | – | – | 85.00 ± 1.41 | 78.00 " \
@@ -77,8 +79,9 @@ def test_against_a_reference_method_pairs_by_seed_within_each_arm(tmp_path):
     assert "| Joint training | DAGR (Pareto-balanced) | +0.00 [+0.00, +0.00] within noise " \
            "| +0.00 [+0.00, +0.00] within noise | -2.00 [-14.71, +10.71] within noise |" in text
     # sign-flip p of (-2, -1): |±2±1| >= 3 in 2 of 4 patterns
-    assert "| Joint training | − DGL (both no regularizer) | Multi | 2 | -1.50 [-7.85, +4.85] within noise " \
-           "| 0.500 (0.500) | 0/2 |" in text
+    # paired t of (-2, -1): t = -1.5 / 0.5 = -3, df 1: p = 0.2048; Holm over the against table's 6 Δ cells: 1
+    assert "| Joint training | − DGL (both no regularizer) | Multi | 2 | -1.50 [-7.85, +4.85] within noise | 0.205 " \
+           "| 1 (6) | 0.500 (0.500) | 0/2 |" in text
     assert "| DGL | no regularizer |" not in text.split("## Against DGL")[1].split("##")[0]
 
 
@@ -90,8 +93,8 @@ def test_header_warns_loudly_about_mixed_hardware(tmp_path):
     records[3]["final"]["environment"]["hardware"].update(isa="avx512", threads=4)
     del records[0]["final"]["environment"]  # an older record without the hardware fields
     text = render(records, tmp_path, "t")
-    assert "- hardware (2 runs): cpu `A`, isa `avx2`" in text and "- hardware (1 runs): cpu `None`" in text
-    assert "**WARNING: MIXED HARDWARE/NUMERICS — these tables combine runs that differ in cpu, isa, " \
+    assert "- hardware (2 runs): cpu `A`, vendor `unknown`, isa `avx2`" in text and "- hardware (1 runs): cpu `None`" in text
+    assert "**WARNING: MIXED HARDWARE/NUMERICS — these tables combine runs that differ in cpu, vendor, isa, " \
            "torch_cpu_capability, numerics, threads, machine;" in text
 
 
@@ -109,7 +112,7 @@ def test_sweep_grid_gets_the_validation_choice(tmp_path):
     # validation against the chosen point (95, 94): tau 0.5 (90, 97) -> -5, +3, sd 5.657, ± 12.706205 * 4;
     # tau 1.0 (85, 84) -> -10, -10
     assert "| 0.5 | 2 | 93.50 ± 4.95 | -1.00 [-51.82, +49.82] within noise |" in text
-    assert "| 1.0 | 2 | 84.50 ± 0.71 | -10.00 [-10.00, -10.00] worse |" in text
+    assert "| 1.0 | 2 | 84.50 ± 0.71 | -10.00 [-10.00, -10.00] no test |" in text  # no spread to test
     assert "- Joint training, DAGR (Pareto-balanced): chosen dagr.tau = 0.25; 1 of 2 other points are within " \
            "noise of it on validation: the choice is not distinguishable from them." in text
     per_seed = pd.read_csv(tmp_path / "per_seed.csv")

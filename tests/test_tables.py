@@ -33,17 +33,20 @@ def test_hand_computed_cells(tmp_path):
     text = re.sub(" +", " ", render_fake(tmp_path))
     # without DAGR seeds m-2, m, m+2; with DAGR m-2, m+2, m: differences Δ, Δ+2, Δ-2 (sd 2), so the
     # interval is Δ ± 4.302653 * 2 / sqrt(3) = Δ ± 4.97
-    assert "| Joint training | 50.00 ± 2.00 | 55.00 ± 2.00 | +5.00 [+0.03, +9.97] better | 30.00 ± 2.00 " \
-           "| 36.00 ± 2.00 | +6.00 [+1.03, +10.97] better | 85.00 ± 2.00 | 86.00 ± 2.00 " \
+    # Each interval of Audio and Visual excludes 0 on its own (paired-t p 0.0494 and 0.0351), but the table's
+    # three Δ cells are one family: Holm gives 3 · 0.0351 = 0.105 and max(0.105, 2 · 0.0494) = 0.105
+    assert "| Joint training | 50.00 ± 2.00 | 55.00 ± 2.00 | +5.00 [+0.03, +9.97] within noise | 30.00 ± 2.00 " \
+           "| 36.00 ± 2.00 | +6.00 [+1.03, +10.97] within noise | 85.00 ± 2.00 | 86.00 ± 2.00 " \
            "| +1.00 [-3.97, +5.97] within noise |" in text
+    assert "| Visual | 3 | +6.00 [+1.03, +10.97] within noise | 0.0351 | 0.105 (3) |" in text
     # Multi differences 1, 3, -1: |±1±3±1| >= 3 in 6 of 8 sign patterns; samples: 1 + 3 fixed, 1 broken,
     # exact p = 2 * (C(5,0) + C(5,1)) / 2^5 = 0.375. Audio: 5 + 7 + 3 fixed, none broken: 2 / 2^15
-    assert "| Multi | 3 | +1.00 [-3.97, +5.97] within noise | 0.750 (0.250) | 2/3 | 4 / 1 | 0.375 |" in text
-    assert "| Audio | 3 | +5.00 [+0.03, +9.97] better | 0.250 (0.250) | 3/3 | 15 / 0 | 6.1e-05 |" in text
+    assert "| Multi | 3 | +1.00 [-3.97, +5.97] within noise | 0.478 | 0.478 (3) | 0.750 (0.250) | 2/3 | 4 / 1 | 0.375 |" in text
+    assert "| Audio | 3 | +5.00 [+0.03, +9.97] within noise | 0.0494 | 0.105 (3) | 0.250 (0.250) | 3/3 | 15 / 0 | 6.1e-05 |" in text
     assert "| Joint training | 1.00 | 1.00 | 1.10 | 1.10 |" in text
     assert "- FAILED: joint-s3 (NonFiniteLossError: boom)" in text
     assert "- MISSING: joint+dagr-s3" in text
-    assert "- hardware (12 runs): cpu `Fake CPU 9000`, isa `avx2`" in text and "MIXED" not in text
+    assert "- hardware (12 runs): cpu `Fake CPU 9000`, vendor `unknown`, isa `avx2`" in text and "MIXED" not in text
     # 100 test samples at (85 + 86) / 2 %: sqrt(0.855 * 0.145 / 100) = 3.52 points
     assert "- test set: 100 samples (one sample: 1 pt); at 85.5% one evaluation has a binomial standard " \
            "error of 3.52 points" in text
@@ -54,6 +57,7 @@ def test_hand_computed_cells(tmp_path):
     delta = csv[(csv.selection == "best_val") & (csv.arm == "dagr") & (csv.column == "Multi")].iloc[0]
     assert (delta.baseline_arm, delta.differences, delta.seeds, delta.verdict) == ("none", "1.0000;3.0000;-1.0000",
                                                                                    "0;1;2", "within noise")
+    assert (delta.t_p_value, delta.holm_p_value, delta.family_size) == pytest.approx((0.4778, 0.4778, 3), abs=1e-4)
     assert (delta.fixed, delta.broken, delta.p_value) == (4, 1, 0.75)
     tex = (tmp_path / "table.tex").read_text()
     assert tex.startswith("\\begin{tabular}") and "+1.00 [-3.97, +5.97] within noise" in tex
@@ -142,3 +146,27 @@ def test_run_title_names_a_references_modality(debug_raw):
     assert run_title(reference.label, to_dict(reference)) == "unimodal-s0 (visual)"
     joint = resolve_run(debug_raw)
     assert run_title(joint.label, to_dict(joint)) == "joint-s0"
+
+
+def test_verdicts_of_few_seeds_are_checked_against_the_powered_grid(tmp_path):
+    from benchmarks.report.tables import agreement
+
+    assert agreement("better", "better") == agreement("within noise", "within noise") == "agrees"
+    assert agreement("within noise", "worse") == "not detected here"
+    assert agreement("better", "within noise") == agreement("better", "worse") == "DISAGREES"
+    powered = tmp_path / "powered"
+    powered.mkdir()
+    pd.DataFrame([{"selection": "best_val", "method": "Joint training", "arm": "dagr", "column": column,
+                   "baseline_method": "Joint training", "baseline_arm": "none", "pairs": 12, "delta": delta,
+                   "ci_low": delta - 0.4, "ci_high": delta + 0.4, "verdict": verdict}
+                  for column, delta, verdict in (("Audio", 2.0, "better"), ("Visual", 0.1, "within noise"))
+                  ]).to_csv(powered / "table.csv", index=False)
+    records, failed = load_records(DATA / "fake_runs" / "fake")
+    text = re.sub(" +", " ", render(records, tmp_path / "fake", "t", powered="powered"))
+    section = text.split("## Against the powered grid `powered`")[1].split("\n## ")[0]
+    assert "Result: 1 agrees, 1 not detected here." in section  # Multi is not in the powered table
+    # here the Audio Δ 5 is within noise (Holm over 3 cells); its differences 5, 7, 3 have sd 2, and the
+    # 80% detectable Δ at Holm's first level 0.05/3 is (t(1 − 0.05/6, 2) + t(0.8, 2)) · 2 / sqrt 3
+    assert "| Joint training | DAGR (Pareto-balanced) − no regularizer | Audio | +5.00 [+0.03, +9.97] within noise " \
+           "| ±10.06 | +2.00 [+1.60, +2.40] better | not detected here |" in section
+    assert "Not available" in render(records, tmp_path / "other", "t", powered="missing")

@@ -120,7 +120,10 @@ def test_killed_grid_resumes_without_redoing_finished_runs(tmp_path):
         time.sleep(0.05)
     proc.kill()
     proc.wait()
-    finished = {p: p.stat().st_mtime_ns for p in tmp_path.glob("debug/*/final.json")}
+    # A run is finished when its done marker exists (a kill between final.json and the marker leaves
+    # a run that the next grid trains again, rightly): its records must not be written again.
+    finished = {done.parent / "final.json": (done.parent / "final.json").stat().st_mtime_ns
+                for done in tmp_path.glob("debug/*/done")}
     assert finished, "the grid did not finish a first run in time"
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert f"{len(finished)} already done" in out

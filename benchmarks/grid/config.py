@@ -269,12 +269,18 @@ class GridConfig:
     seeds: list[int]
     methods: dict[str, dict[str, Any]]  # method name -> its params
     run: dict[str, Any] = field(default_factory=dict)  # shared RunConfig fields
+    # Run settings of one method's runs (every arm), merged over ``run``: e.g. each method's learning rate
+    # as chosen on validation (benchmarks/configs/avdigits_lr.yaml). Keys are registered method names.
+    method_run: dict[str, dict[str, Any]] = field(default_factory=dict)
     dagr_arms: list[str] = field(default_factory=lambda: ["none", "dagr"])  # names in ARMS
     references: list[str] = field(default_factory=lambda: ["audio", "visual"])  # unimodal reference runs
     # Dotted run keys -> values: every run of the grid is trained at each combination (a sweep).
     sweep: dict[str, list[Any]] = field(default_factory=dict)
     title: str = ""  # heading of the generated table
     paper: str = ""  # key of the published numbers shown beside ours (benchmarks/report/paper_numbers.yaml)
+    # The stem of a grid that trains these runs with more seeds (e.g. avdigits_powered): this grid's table
+    # then checks each of its verdicts against that grid's committed results/<stem>/table.csv.
+    powered: str = ""
 
     def __post_init__(self) -> None:
         for key in ("benchmark", "seed", "method"):
@@ -288,6 +294,13 @@ class GridConfig:
         for key, values in self.sweep.items():
             if not isinstance(values, list) or not values:
                 raise ConfigError(f"sweep.{key}: give a non-empty list of values")
+        for name, settings in self.method_run.items():
+            get_method(name)  # an unknown method is an error that lists the registered ones
+            if not isinstance(settings, dict):
+                raise ConfigError(f"method_run.{name}: expected a mapping of run settings, got {settings!r}")
+            for key in ("benchmark", "seed", "method"):
+                if key in settings:
+                    raise ConfigError(f"method_run.{name}.{key} is set by the grid; remove it")
 
 
 def resolve_run(raw: dict[str, Any]) -> RunConfig:
@@ -329,7 +342,7 @@ def expand_grid(grid: GridConfig) -> list[RunConfig]:
     for name, params, arm in cells:
         for point in sweep_points(grid.sweep) if name != "unimodal" else [{}]:
             for seed in grid.seeds:
-                raw = deep_merge(grid.run, {
+                raw = deep_merge(deep_merge(grid.run, grid.method_run.get(name, {})), {
                     "benchmark": grid.benchmark,
                     "seed": seed,
                     "method": {"name": name, "params": params},

@@ -30,8 +30,8 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from ..grid.config import ARM_TITLES, load_grid
-from .statistics import PairedComparison
-from .summaries import (SELECTION, MissingData, Record, arm_of, compare, grid_records, method_of, results_frame,
+from .statistics import PairedComparison, paired_verdicts
+from .summaries import (COLUMNS, SELECTION, MissingData, Record, arm_of, compare, grid_records, method_of, results_frame,
                         row_name, row_order, selected_row, sensitivity_summary)
 
 Draw = Callable[[], list[Path]]
@@ -41,7 +41,7 @@ ARM_COLORS = {"none": "tab:gray", "disperse": "tab:orange", "anchor": "tab:green
               "barlow-twins": "tab:pink", "unit-sphere": "tab:olive"}
 CURVE_ARMS = ("none", "disperse", "dagr", "dagr-fixed")  # the paper's Figure 2 legend, plus the fixed form
 SIMILARITY_ARMS = ("none", "dagr")
-VERDICT_MARKERS = {"better": "^", "worse": "v", "within noise": "o"}
+VERDICT_MARKERS = {"better": "^", "worse": "v", "within noise": "o", "no test": "o"}
 PDF_METADATA = {"CreationDate": None}  # no timestamp: same records, same bytes
 PNG_METADATA = {"Software": None}
 
@@ -302,26 +302,33 @@ def accuracy_panel(ax, cells: dict[str, dict[str, list[float]]], references: dic
 
 
 def delta_panel(ax, records: list[Record], methods: list[str], arms: list[str]
-                ) -> list[tuple[str, str, PairedComparison]]:
-    """Δ (arm − no regularizer) per method with its 95% paired-t interval (no bar from one seed);
-    returns what it plotted: (method, arm, statistics)."""
+                ) -> list[tuple[str, str, PairedComparison, str]]:
+    """Δ (arm − no regularizer) per method with its 95% paired-t interval (no bar from one seed) and its
+    verdict as in the grid's table: Holm over every Δ cell of the table (all columns), so the figure and
+    the table agree; returns what it plotted: (method, arm, statistics, verdict)."""
     frame = results_frame(records, SELECTION)
+    cells = [(method, arm, column) for arm in arms for method in methods for column, _ in COLUMNS]
+    compared = [(cell, compare(frame, records, SELECTION, (cell[0], cell[1]), (cell[0], "none"), cell[2]).stats)
+                for cell in cells]
+    compared = [(cell, stats) for cell, stats in compared if stats is not None]
+    verdicts = dict(zip([cell for cell, _ in compared], paired_verdicts([stats for _, stats in compared])))
     width = 0.8 / max(len(arms), 1)
     plotted = []
-    for i, arm in enumerate(arms):
-        for j, method in enumerate(methods):
-            stats = compare(frame, records, SELECTION, (method, arm), (method, "none"), "Multi").stats
-            if stats is None:
-                continue
-            plotted.append((method, arm, stats))
-            x = j + (i - (len(arms) - 1) / 2) * width
-            bar = None if np.isinf(stats.ci_low) else [[stats.mean - stats.ci_low], [stats.ci_high - stats.mean]]
-            ax.errorbar([x], [stats.mean], yerr=bar, color=ARM_COLORS[arm], marker=VERDICT_MARKERS[stats.verdict],
-                        capsize=4, linestyle="none", label=ARM_TITLES[arm] if j == 0 else None)
+    for (method, arm, column), stats in compared:
+        if column != "Multi":
+            continue
+        i, j = arms.index(arm), methods.index(method)
+        verdict = verdicts[(method, arm, column)].text
+        plotted.append((method, arm, stats, verdict))
+        x = j + (i - (len(arms) - 1) / 2) * width
+        bar = None if np.isinf(stats.ci_low) else [[stats.mean - stats.ci_low], [stats.ci_high - stats.mean]]
+        ax.errorbar([x], [stats.mean], yerr=bar, color=ARM_COLORS[arm], marker=VERDICT_MARKERS[verdict],
+                    capsize=4, linestyle="none", label=ARM_TITLES[arm] if j == 0 else None)
     ax.axhline(0.0, color="black", linewidth=1)
     ax.set_xticks(np.arange(len(methods)), methods, rotation=20, ha="right")
     ax.set(ylabel="Δ test accuracy (points)", xlim=(-0.5, len(methods) - 0.5),
-           title="Δ vs no regularizer, 95% paired CI\n▲ better, ▼ worse, ● within noise (CI contains 0)")
+           title="Δ vs no regularizer, 95% paired CI\n▲ better, ▼ worse (Holm over the table's Δ cells), "
+                 "● within noise")
     if plotted:
         ax.legend(fontsize="small")
     return plotted

@@ -16,7 +16,7 @@ import yaml
 
 from ..grid.config import ARMS
 from ..core.strict import ConfigError, from_dict
-from .statistics import interval_cell, welch_interval
+from .statistics import judge_table, welch_interval
 
 PAPER_FILE = Path(__file__).with_name("paper_numbers.yaml")
 COLUMNS = ("Audio", "Visual", "Multi")
@@ -79,10 +79,10 @@ def comparison_table(paper: PaperTable, summary: pd.DataFrame, title_of: Callabl
             line[f"{col} Δ (Welch 95% CI)"] = "–"
             if ours is not None and published is not None:
                 published_std = getattr(row, f"{col.lower()}_std") or 0.0
-                w = welch_interval(ours.mean, ours.std, int(ours.n), published, published_std, paper.seeds)
-                line[f"{col} Δ (Welch 95% CI)"] = interval_cell(w.mean, w.ci_low, w.ci_high, w.verdict)
+                line[f"{col} Δ (Welch 95% CI)"] = welch_interval(ours.mean, ours.std, int(ours.n), published,
+                                                                 published_std, paper.seeds)
         lines.append(line)
-    return pd.DataFrame(lines)
+    return judge_table(pd.DataFrame(lines))  # the table's Δ cells are one family
 
 
 def mean_std(mean: float, std: float) -> str:

@@ -4,12 +4,14 @@ Written to ``results/<grid>/robustness/``:
 
 * ``table.md``: per method, the multimodal accuracy (%) under each degradation and level, mean ± std
   over seeds per arm, and each arm's Δ against the baseline arm ("none" when the grid has it), paired
-  by seed with its 95% interval and verdict (:mod:`benchmarks.report.statistics`); the same for the degraded
+  by seed with its 95% interval and verdict (Holm over the Δ cells of each printed table,
+  :mod:`benchmarks.report.statistics`); the same for the degraded
   modality's own unimodal head; the paired statistics of each degradation's mean over its degraded
   levels; the runs whose clean accuracy differs from their recorded one (none expected).
 * ``table.csv``: one row per (method, arm, degradation, level, column): ``mean``, ``std``, ``n``, and
-  against the baseline arm ``baseline_arm``, ``delta``, ``ci_low``, ``ci_high``, ``p_value``,
-  ``p_floor``, ``improved``, ``ties``, ``verdict`` (empty for the baseline itself). ``level`` is the
+  against the baseline arm ``baseline_arm``, ``delta``, ``ci_low``, ``ci_high``, ``t_p_value`` (paired t,
+  unadjusted: the verdicts depend on the family a table prints), ``p_value``, ``p_floor`` (sign flip),
+  ``improved``, ``ties`` (empty for the baseline itself). ``level`` is the
   nominal level (``clean`` for the noise-free point, ``mean`` for the mean over degraded levels).
 * ``per_run.csv``: one row per (run, degradation, level): ``method``, ``arm``, ``seed``, ``label``,
   ``family``, ``level``, ``achieved``, ``Multi``, ``Audio``, ``Visual`` (accuracy, %).
@@ -31,7 +33,7 @@ from ..train.perturbations import PROTOCOL
 from ..train.robustness import GridRobustness, RunResult
 from .figures import ARM_COLORS, save
 from .paper import mean_std
-from .statistics import PairedComparison, interval_cell, paired_comparison
+from .statistics import PairedComparison, judge_table, paired_comparison
 from .summaries import MissingData
 
 COLUMNS = {"Multi": "acc", "Audio": "acc_audio", "Visual": "acc_visual"}
@@ -129,8 +131,8 @@ def stats_rows(cells: Cells, methods: list[str], arms: list[str], baseline: str)
                         c = cells.against(method, arm, baseline, family, level, column) if arm != baseline else None
                         if c is not None:
                             row.update(baseline_arm=baseline, delta=c.mean, ci_low=c.ci_low, ci_high=c.ci_high,
-                                       p_value=c.p_value, p_floor=c.p_floor, improved=c.improved, ties=c.ties,
-                                       verdict=c.verdict)
+                                       t_p_value=c.t_p_value, p_value=c.p_value, p_floor=c.p_floor,
+                                       improved=c.improved, ties=c.ties)
                         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -147,10 +149,9 @@ def accuracy_table(cells: Cells, method: str, arms: list[str], baseline: str, ow
                 line[ARM_TITLES[arm]] = mean_std_cell(list(cells.values(method, arm, family, level, column).values()))
                 if arm != baseline:
                     c = cells.against(method, arm, baseline, family, level, column)
-                    line[f"{ARM_TITLES[arm]} Δ [95% CI]"] = "–" if c is None else interval_cell(
-                        c.mean, c.ci_low, c.ci_high, c.verdict)
+                    line[f"{ARM_TITLES[arm]} Δ [95% CI]"] = "–" if c is None else c
             lines.append(line)
-    return pd.DataFrame(lines)
+    return judge_table(pd.DataFrame(lines))  # the table's Δ cells are one family
 
 
 def paired_table(cells: Cells, method: str, arms: list[str], baseline: str) -> pd.DataFrame:
@@ -163,10 +164,10 @@ def paired_table(cells: Cells, method: str, arms: list[str], baseline: str) -> p
                 continue
             lines.append({"Degradation": FAMILIES[family].title,
                           "Comparison": f"{ARM_TITLES[arm]} − {ARM_TITLES[baseline]}", "seeds": str(c.n),
-                          "Δ [95% CI] verdict": interval_cell(c.mean, c.ci_low, c.ci_high, c.verdict),
+                          "Δ [95% CI] verdict": c, "paired-t p": "–" if np.isnan(c.t_p_value) else f"{c.t_p_value:.3g}",
                           "sign-flip p (floor)": f"{c.p_value:.3f} ({c.p_floor:.3f})",
                           "seeds improving": f"{c.improved}/{c.n}" + (f" ({c.ties} tied)" if c.ties else "")})
-    return pd.DataFrame(lines)
+    return judge_table(pd.DataFrame(lines))  # the table's Δ cells are one family
 
 
 def _markdown(frame: pd.DataFrame) -> str:
@@ -203,7 +204,8 @@ def render(grid: GridRobustness, arms: list[str], out_dir: Path, title: str, see
              "do not edit.", "", *header_lines(grid, seed), "",
              "Cells: test accuracy (%) at the selected epoch with one modality degraded, mean ± sample std over "
              f"seeds; Δ = the arm − {ARM_TITLES.get(baseline, baseline)}, paired by seed, with its 95% paired-t "
-             "interval and a verdict (\"better\"/\"worse\" when it excludes 0). Level `mean`: the mean over the "
+             "interval and a verdict: the Δ cells of each table are one family, \"better\"/\"worse\" where the "
+             "paired-t p, Holm-adjusted over that family, is at most 0.05. Level `mean`: the mean over the "
              "degraded levels. Definitions: docs/robustness.md.", ""]
     for method in methods:
         parts += [f"## {method}: multimodal accuracy", "",

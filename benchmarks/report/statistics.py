@@ -1,16 +1,20 @@
-"""Statistics for comparing arms on few seeds: pure functions of numbers, numpy and the standard library.
+"""Statistics for comparing arms on few seeds: pure functions of numbers (numpy, scipy.stats).
 
 * :func:`paired_comparison` — per-seed differences ``d_s`` (a seed fixes initialisation, data order,
   augmentation and frame sampling for both arms, so the runs of one seed are a pair): mean Δ, 95%
-  paired-t confidence interval, exact two-sided sign-flip permutation p-value (its floor is
-  ``2 / 2**n``: 0.25 for 3 seeds, 0.0625 for 5), the seeds that improve, and a verdict: "better" or
-  "worse" when the interval excludes 0, else "within noise".
+  paired-t confidence interval and two-sided paired-t p, the exact two-sided sign-flip permutation
+  p-value (descriptive: its floor is ``2 / 2**n``, 0.25 for 3 seeds, so it can never survive a
+  correction), and the seeds that improve.
+* :func:`holm` / :func:`family_verdicts` — a table's verdicts as one family: Holm's step-down
+  adjustment of the paired-t p-values (the family-wise error rate, valid under any dependence between
+  the cells, which share seeds and test samples), then "better"/"worse" where the adjusted p is at most
+  0.05, else "within noise".
 * :func:`welch_interval` — an unpaired difference from means, stds and counts (published numbers
   against ours).
 * :func:`sample_counts` — McNemar-style counts of test samples fixed and broken, pooled over seeds,
   with an exact binomial p-value.
 * :func:`seeds_needed` / :func:`detectable_difference` — the power of the paired design.
-* :func:`t_quantile` — Student-t quantiles (any real df) from the regularized incomplete beta function.
+* :func:`t_quantile`, :func:`t_two_sided_p` — Student t, from scipy.
 """
 from __future__ import annotations
 
@@ -19,80 +23,32 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
+from scipy import stats
 
 LEVEL = 0.95
+ALPHA = 0.05  # a verdict's family-wise error rate (1 − LEVEL)
 MAX_SIGN_FLIP_PAIRS = 20  # 2**20 sign patterns, enumerated exactly
 VERDICTS = ("better", "worse", "within noise")
 
 
-# --- Student t ------------------------------------------------------------------------------------
-
-def _beta_continued_fraction(a: float, b: float, x: float) -> float:
-    """Lentz's evaluation of the continued fraction of the incomplete beta function."""
-    tiny = 1e-300
-    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 500):
-        for numerator in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-                          -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
-            d = 1.0 + numerator * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + numerator / c
-            c = c if abs(c) > tiny else tiny
-            h *= d * c
-        if abs(d * c - 1.0) < 1e-15:
-            break
-    return h
-
-
-def regularized_beta(a: float, b: float, x: float) -> float:
-    """I_x(a, b), the regularized incomplete beta function."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    if x < (a + 1.0) / (a + b + 2.0):  # the fraction converges fast on this side
-        return math.exp(log_front) * _beta_continued_fraction(a, b, x) / a
-    return 1.0 - math.exp(log_front) * _beta_continued_fraction(b, a, 1.0 - x) / b
-
-
-def t_cdf(x: float, df: float) -> float:
-    """P(T <= x) for Student's t with ``df`` > 0 degrees of freedom (``math.inf``: the normal)."""
-    if df <= 0:
-        raise ValueError(f"degrees of freedom must be > 0, got {df}")
-    if math.isinf(df):
-        return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
-    tail = 0.5 * regularized_beta(df / 2.0, 0.5, df / (df + x * x))
-    return 1.0 - tail if x >= 0 else tail
-
+# --- Student t (scipy) -----------------------------------------------------------------------------
 
 def t_quantile(p: float, df: float) -> float:
-    """The x with P(T <= x) = p, by bisection on :func:`t_cdf` (to about 1e-12)."""
+    """The x with P(T <= x) = p for Student's t with ``df`` > 0 degrees of freedom (``math.inf``: the normal)."""
     if not 0.0 < p < 1.0:
         raise ValueError(f"a quantile needs 0 < p < 1, got {p}")
-    if p < 0.5:
-        return -t_quantile(1.0 - p, df)
-    low, high = 0.0, 1.0
-    while t_cdf(high, df) < p:
-        low, high = high, 2.0 * high
-    while high - low > 1e-12 * max(1.0, high):
-        mid = 0.5 * (low + high)
-        low, high = (mid, high) if t_cdf(mid, df) < p else (low, mid)
-    return 0.5 * (low + high)
+    if df <= 0:
+        raise ValueError(f"degrees of freedom must be > 0, got {df}")
+    return float(stats.norm.ppf(p) if math.isinf(df) else stats.t.ppf(p, df))
+
+
+def t_two_sided_p(t: float, df: float) -> float:
+    """Two-sided p of a t statistic: P(|T| >= |t|)."""
+    return float(2 * stats.t.sf(abs(t), df))
 
 
 # --- paired comparison over seeds ----------------------------------------------------------------
-
-def verdict(ci_low: float, ci_high: float) -> str:
-    """"better"/"worse" when the interval excludes 0, else "within noise"."""
-    if ci_low > 0:
-        return "better"
-    if ci_high < 0:
-        return "worse"
-    return "within noise"
-
 
 def sign_flip_p_value(differences: Sequence[float]) -> float:
     """Exact two-sided p of the sign-flip permutation test: the share of the 2**n sign patterns
@@ -116,14 +72,14 @@ class PairedComparison:
 
     differences: tuple[float, ...]
     mean: float
-    std: float  # sample std of the differences (ddof=1); NaN for one pair
+    std: float  # sample std of the differences (ddof=1), at least the resolution; NaN for one pair
     ci_low: float  # 95% paired-t interval; infinite for one pair
     ci_high: float
+    t_p_value: float  # two-sided paired-t p; NaN for one pair (no test)
     p_value: float  # exact two-sided sign-flip permutation p
     p_floor: float  # the smallest p the test can give with this many pairs: 2 / 2**n (1 for n = 1)
     improved: int  # pairs with d > 0
     ties: int  # pairs with d == 0
-    verdict: str
 
     @property
     def n(self) -> int:
@@ -134,8 +90,12 @@ class PairedComparison:
         return self.improved / self.n
 
 
-def paired_comparison(differences: Sequence[float], level: float = LEVEL) -> PairedComparison:
-    """Mean, paired-t interval, sign-flip p and verdict of per-seed differences ``d_s``."""
+def paired_comparison(differences: Sequence[float], level: float = LEVEL, resolution: float = 0.0) -> PairedComparison:
+    """Mean, paired-t interval and p, and sign-flip p of per-seed differences ``d_s``.
+
+    ``resolution``: the smallest difference the measurement can show (an accuracy on N test samples
+    moves in steps of 1/N). The differences' std is taken as at least that, so that a few equal
+    differences (std 0) do not make an infinitely sure test."""
     d = np.asarray(differences, dtype=float)
     n = len(d)
     if n == 0:
@@ -144,14 +104,69 @@ def paired_comparison(differences: Sequence[float], level: float = LEVEL) -> Pai
         raise ValueError(f"non-finite differences {d.tolist()}")
     mean = float(d.mean())
     if n == 1:
-        std, low, high = math.nan, -math.inf, math.inf  # one pair says nothing about the noise
+        std, low, high, t_p = math.nan, -math.inf, math.inf, math.nan  # one pair says nothing about the noise
     else:
-        std = float(d.std(ddof=1))
-        half = t_quantile(0.5 + level / 2, n - 1) * std / math.sqrt(n)
+        std = max(float(d.std(ddof=1)), resolution)
+        se = std / math.sqrt(n)
+        half = t_quantile(0.5 + level / 2, n - 1) * se
         low, high = mean - half, mean + half
+        t_p = t_two_sided_p(mean / se, n - 1) if se > 0 else (1.0 if mean == 0 else math.nan)  # no spread: no test
     return PairedComparison(differences=tuple(float(x) for x in d), mean=mean, std=std, ci_low=low, ci_high=high,
-                            p_value=sign_flip_p_value(d), p_floor=min(1.0, 2.0 / 2 ** n),
-                            improved=int((d > 0).sum()), ties=int((d == 0).sum()), verdict=verdict(low, high))
+                            t_p_value=t_p, p_value=sign_flip_p_value(d), p_floor=min(1.0, 2.0 / 2 ** n),
+                            improved=int((d > 0).sum()), ties=int((d == 0).sum()))
+
+
+# --- a table's family of verdicts ----------------------------------------------------------------
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values: sorted ascending, ``p_(i)`` becomes
+    ``max_{j <= i} min(1, (m − j + 1) p_(j))``. NaN entries (no test) are not in the family and stay NaN;
+    tied p-values get the same adjusted value."""
+    tested = sorted((p, i) for i, p in enumerate(p_values) if not math.isnan(p))
+    m, running = len(tested), 0.0
+    adjusted = [math.nan] * len(p_values)
+    for rank, (p, i) in enumerate(tested):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[i] = running
+    return adjusted
+
+
+@dataclass(frozen=True)
+class Verdict:
+    adjusted_p: float  # Holm-adjusted over the family; NaN without a test
+    text: str  # "better" | "worse" | "within noise" | "no test"
+    family_size: int  # the tests the family holds
+
+
+def family_verdicts(means: Sequence[float], p_values: Sequence[float], alpha: float = ALPHA) -> list[Verdict]:
+    """The verdicts of one family (one printed table): for each test, "better"/"worse" (by the sign of its
+    mean difference) where its Holm-adjusted p is at most ``alpha``, else "within noise"; a NaN p (one
+    seed pair, or no spread to test) gives "no test"."""
+    adjusted = holm(p_values)
+    size = sum(not math.isnan(p) for p in p_values)
+    out = []
+    for mean, p in zip(means, adjusted):
+        if math.isnan(p):
+            text = "no test"
+        elif p <= alpha and mean != 0:
+            text = "better" if mean > 0 else "worse"
+        else:
+            text = "within noise"
+        out.append(Verdict(p, text, size))
+    return out
+
+
+def paired_verdicts(comparisons: Sequence[PairedComparison], alpha: float = ALPHA) -> list[Verdict]:
+    """:func:`family_verdicts` of paired comparisons (or Welch intervals), on their t-test p-values."""
+    return family_verdicts([c.mean for c in comparisons], [c.t_p_value for c in comparisons], alpha)
+
+
+def judge_table(table: pd.DataFrame) -> pd.DataFrame:
+    """A printed table whose Δ cells hold :class:`PairedComparison` or :class:`WelchInterval` objects,
+    with those cells judged as one family and written as "Δ [interval] verdict"."""
+    pending = [v for v in table.to_numpy().ravel() if isinstance(v, (PairedComparison, WelchInterval))]
+    texts = {id(c): interval_cell(c.mean, c.ci_low, c.ci_high, v.text) for c, v in zip(pending, paired_verdicts(pending))}
+    return table.map(lambda v: texts[id(v)] if isinstance(v, (PairedComparison, WelchInterval)) else v)
 
 
 # --- unpaired comparison ---------------------------------------------------------------------------
@@ -162,7 +177,7 @@ class WelchInterval:
     ci_low: float
     ci_high: float
     df: float  # Welch–Satterthwaite degrees of freedom (NaN when both sides have no spread)
-    verdict: str
+    t_p_value: float  # two-sided Welch-t p (NaN without a spread on either side: no test)
 
 
 def welch_interval(mean_a: float, std_a: float, n_a: int, mean_b: float, std_b: float, n_b: int,
@@ -176,13 +191,13 @@ def welch_interval(mean_a: float, std_a: float, n_a: int, mean_b: float, std_b: 
     diff = mean_a - mean_b
     parts = [s * s / n for s, n in ((std_a, n_a), (std_b, n_b))]
     if any(math.isnan(p) for p in parts):
-        return WelchInterval(diff, -math.inf, math.inf, math.nan, "within noise")
+        return WelchInterval(diff, -math.inf, math.inf, math.nan, math.nan)
     variance = sum(parts)
     if variance == 0:
-        return WelchInterval(diff, diff, diff, math.nan, verdict(diff, diff))
+        return WelchInterval(diff, diff, diff, math.nan, math.nan)
     df = variance ** 2 / sum(p * p / (n - 1) for p, n in zip(parts, (n_a, n_b)) if p > 0)
     half = t_quantile(0.5 + level / 2, df) * math.sqrt(variance)
-    return WelchInterval(diff, diff - half, diff + half, df, verdict(diff - half, diff + half))
+    return WelchInterval(diff, diff - half, diff + half, df, t_two_sided_p(diff / math.sqrt(variance), df))
 
 
 # --- pairing by test sample ------------------------------------------------------------------------
@@ -203,10 +218,7 @@ class SampleCounts:
 
 def binomial_two_sided_p(successes: int, trials: int) -> float:
     """Exact two-sided p of ``successes`` out of ``trials`` against probability 1/2."""
-    if trials == 0:
-        return 1.0
-    k = min(successes, trials - successes)
-    return min(1.0, 2 * sum(math.comb(trials, i) for i in range(k + 1)) / 2 ** trials)
+    return 1.0 if trials == 0 else float(stats.binomtest(successes, trials, 0.5).pvalue)
 
 
 def sample_counts(correct_treated: Sequence[np.ndarray], correct_baseline: Sequence[np.ndarray]) -> SampleCounts:

@@ -16,14 +16,16 @@ per finished run, columns in this order:
   ``R_test_acc_audio``, ``R_test_acc_visual`` — accuracies as recorded, fractions in [0, 1] at full
   precision (``acc`` is the fused head; a unimodal run's fused head is its one modality; a value the
   run did not record is empty);
-* ``hw_cpu``, ``hw_isa``, ``hw_torch_cpu_capability``, ``hw_numerics``, ``hw_threads``,
-  ``hw_machine``: ``final.json["environment"]["hardware"]``, empty where a record has none.
+* ``hw_cpu``, ``hw_vendor``, ``hw_isa``, ``hw_torch_cpu_capability``, ``hw_numerics``, ``hw_pinned`` (the
+  pinned variables, ``NAME=value`` separated by spaces), ``hw_threads``, ``hw_machine``:
+  ``final.json["environment"]["hardware"]``, empty where a record has none (the vendor of a record
+  without one is read from its processor's name).
 """
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,17 +35,18 @@ import yaml
 
 from baselines import METHODS
 
+from ..core.numerics import cpu_vendor, pinned_text
 from ..core.records import RunDir
 from ..core.selection import SELECTION_RULES, select_epoch
 from ..grid.config import expand_grid, run_arm, unused_keys
 from ..grid.naming import method_title, run_dir_for
-from .statistics import PairedComparison, SampleCounts, paired_comparison, sample_counts
+from .statistics import PairedComparison, SampleCounts, Verdict, paired_comparison, paired_verdicts, sample_counts
 
 Record = dict[str, Any]
 COLUMNS = (("Audio", "acc_audio"), ("Visual", "acc_visual"), ("Multi", "acc"))
 HEADS = {"Audio": "audio", "Visual": "visual", "Multi": "fused"}  # table column -> prediction head
 MODALITIES = ("audio", "visual")
-HARDWARE_KEYS = ("cpu", "isa", "torch_cpu_capability", "numerics", "threads", "machine")
+HARDWARE_KEYS = ("cpu", "vendor", "isa", "torch_cpu_capability", "numerics", "pinned", "threads", "machine")
 SELECTION = "best_val"  # figures and the sensitivity choice read the validation-selected epoch
 
 
@@ -163,6 +166,7 @@ class Comparison:
     seeds: tuple[int, ...]  # the seeds both sides finished, in order
     stats: PairedComparison | None  # None without a common seed
     samples: SampleCounts | None  # None where a pair lacks its predictions file
+    verdict: Verdict | None = None  # set once the comparisons of its table are judged as one family
 
 
 def cell_values(frame: pd.DataFrame, cell: tuple[str, str], column: str) -> dict[int, tuple[float, int]]:
@@ -174,19 +178,27 @@ def cell_values(frame: pd.DataFrame, cell: tuple[str, str], column: str) -> dict
 
 
 def compare(frame: pd.DataFrame, records: list[Record], rule: str, treated: tuple[str, str],
-            baseline: tuple[str, str], column: str) -> Comparison:
-    """Pair ``treated`` and ``baseline`` by seed (and, where both runs kept predictions, by sample)."""
+            baseline: tuple[str, str], column: str, resolution: float = 0.0) -> Comparison:
+    """Pair ``treated`` and ``baseline`` by seed (and, where both runs kept predictions, by sample);
+    ``resolution``: one test sample, in the accuracies' unit (:func:`paired_comparison`)."""
     a, b = cell_values(frame, treated, column), cell_values(frame, baseline, column)
     seeds = tuple(sorted(set(a) & set(b)))
     if not seeds:
         return Comparison(treated, baseline, column, (), None, None)
-    stats = paired_comparison([a[s][0] - b[s][0] for s in seeds])
+    stats = paired_comparison([a[s][0] - b[s][0] for s in seeds], resolution=resolution)
     correct = [(correct_at_selection(records[a[s][1]], rule, HEADS[column]),
                 correct_at_selection(records[b[s][1]], rule, HEADS[column])) for s in seeds]
     samples = None
     if all(t is not None and u is not None for t, u in correct):
         samples = sample_counts([t for t, _ in correct], [u for _, u in correct])
     return Comparison(treated, baseline, column, seeds, stats, samples)
+
+
+def judged(comparisons: Sequence[Comparison]) -> list[Comparison]:
+    """The comparisons of one printed table, each with its verdict within that family (Holm)."""
+    tested = [c for c in comparisons if c.stats is not None]
+    verdicts = dict(zip(map(id, tested), paired_verdicts([c.stats for c in tested])))
+    return [replace(c, verdict=verdicts[id(c)]) if c.stats is not None else c for c in comparisons]
 
 
 def correct_at_selection(record: Record, rule: str, head: str) -> np.ndarray | None:
@@ -220,13 +232,15 @@ def sensitivity_summary(records: list[Record], keys: Sequence[str] = ("dagr.tau"
 
     Columns: ``method``, ``arm``, the ``keys``, ``seeds`` (n), ``val_acc_mean``/``val_acc_std``
     (validation accuracy, %, at the validation-selected epoch; sample std, ddof=1),
-    ``test_acc_mean``/``test_acc_std`` (test accuracy there, for information only), ``chosen``:
+    ``test_acc_mean``/``test_acc_std`` (test accuracy there, for information only), ``collapsed_epochs``
+    (per seed, in seed order: the epochs at chance, :func:`collapsed_epochs`), ``chosen``:
     True on the point with the highest mean validation accuracy of its (method, arm) (ties go to
     the first point in sweep order, i.e. the order in which points first occur in ``records``;
     :func:`grid_records` returns them in the grid's sweep order), and the point's validation
     accuracy against the chosen point's, paired by seed (:func:`benchmarks.report.statistics.paired_comparison`):
-    ``val_delta``, ``val_ci_low``, ``val_ci_high``, ``val_verdict`` (empty on the chosen point and
-    where no seed is shared). Unimodal references are left out, and so are runs without the
+    ``val_delta``, ``val_ci_low``, ``val_ci_high``, ``val_p`` (paired t), ``val_p_adjusted`` and
+    ``val_verdict`` (Holm over every compared point of the summary: one family; empty on the chosen point
+    and where no seed is shared). Unimodal references are left out, and so are runs without the
     regularizer when every key is a ``dagr.*`` key (the grid does not sweep them).
     """
     keys = list(keys)
@@ -238,16 +252,31 @@ def sensitivity_summary(records: list[Record], keys: Sequence[str] = ("dagr.tau"
         selected = selected_row(record)
         rows.append({"method": method_of(record), "arm": arm_of(record),
                      **{k: dotted(record["config"], k) for k in keys}, "seed": record["config"]["seed"],
-                     "val": 100 * selected["val"]["acc"], "test": 100 * selected["test"]["acc"]})
+                     "val": 100 * selected["val"]["acc"], "test": 100 * selected["test"]["acc"],
+                     "collapsed": collapsed_epochs(record)})
     if not rows:
         raise MissingData("no finished regularized runs to summarize")
     runs = pd.DataFrame(rows)
     stats = runs.groupby(["method", "arm", *keys], sort=False)
     summary = stats["val"].agg(seeds="count", val_acc_mean="mean", val_acc_std="std").join(
-        stats["test"].agg(test_acc_mean="mean", test_acc_std="std")).reset_index()
+        stats["test"].agg(test_acc_mean="mean", test_acc_std="std")).join(
+        stats["collapsed"].agg(collapsed_epochs=lambda c: " ".join(map(str, c)))).reset_index()
     best = summary.groupby(["method", "arm"], sort=False)["val_acc_mean"].idxmax()  # first maximum
     summary["chosen"] = summary.index.isin(best.values)
     return summary.join(against_chosen(summary, runs, keys))
+
+
+CHANCE_FACTOR = 2  # an epoch "at chance": fused validation accuracy below twice chance (2 / classes)
+
+
+def collapsed_epochs(record: Record) -> int | str:
+    """How many of the run's epochs end with the fused validation accuracy below twice chance (a
+    collapse: the model predicts about one class); "?" when the run kept no test labels to count classes."""
+    if record.get("predictions") is None:
+        return "?"
+    with np.load(record["predictions"]) as data:
+        classes = len(np.unique(data["labels"]))
+    return sum(row["val"]["acc"] < CHANCE_FACTOR / classes for row in record["metrics"])
 
 
 def against_chosen(summary: pd.DataFrame, runs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -257,13 +286,20 @@ def against_chosen(summary: pd.DataFrame, runs: pd.DataFrame, keys: list[str]) -
         return dict(zip(runs.loc[match, "seed"], runs.loc[match, "val"]))
 
     chosen = {(p["method"], p["arm"]): seeds_of(p) for _, p in summary[summary["chosen"]].iterrows()}
-    columns = {"val_delta": [], "val_ci_low": [], "val_ci_high": [], "val_verdict": []}
+    comparisons = []
     for _, point in summary.iterrows():
         own, best = seeds_of(point), chosen[(point["method"], point["arm"])]
         common = sorted(set(own) & set(best))
-        c = paired_comparison([own[s] - best[s] for s in common]) if common and not point["chosen"] else None
-        for column, value in zip(columns, (c.mean, c.ci_low, c.ci_high, c.verdict) if c else
-                                 (np.nan, np.nan, np.nan, "")):
+        comparisons.append(paired_comparison([own[s] - best[s] for s in common])
+                           if common and not point["chosen"] else None)
+    tested = [c for c in comparisons if c is not None]
+    verdicts = iter(paired_verdicts(tested))  # the table's compared points are one family
+    columns = {"val_delta": [], "val_ci_low": [], "val_ci_high": [], "val_p": [], "val_p_adjusted": [],
+               "val_verdict": []}
+    for c in comparisons:
+        v = next(verdicts) if c is not None else None
+        values = (c.mean, c.ci_low, c.ci_high, c.t_p_value, v.adjusted_p, v.text) if c else (np.nan,) * 5 + ("",)
+        for column, value in zip(columns, values):
             columns[column].append(value)
     return pd.DataFrame(columns, index=summary.index)
 
@@ -276,6 +312,9 @@ def hardware_of(record: Record) -> dict[str, Any]:
     values = {key: hardware.get(key) for key in HARDWARE_KEYS}
     if isinstance(values["isa"], list):  # flags as one hashable, CSV-friendly string
         values["isa"] = " ".join(values["isa"])
+    values["pinned"] = pinned_text(values["pinned"])
+    if values["vendor"] is None and values["cpu"]:  # records from before the vendor was recorded
+        values["vendor"] = cpu_vendor(values["cpu"])
     return values
 
 

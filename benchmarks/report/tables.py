@@ -6,18 +6,21 @@ as mean ± sample std over seeds, and ``per_seed.csv`` (one row per run, see
 :mod:`benchmarks.report.summaries`). A grid with the arms "none" and "dagr" gets one row per method
 (without DAGR, with DAGR, Δ); other arm sets (the ablation) get one row per method and arm; a grid
 with published numbers (``paper:``) gets them beside ours. Every Δ is paired by seed, with its 95%
-interval and a verdict (:mod:`benchmarks.report.statistics`); a table of the paired statistics adds the
-sign-flip p-value, the seeds that improve and the test samples fixed and broken.
+interval and a verdict; the verdicts of one printed table are one family, controlled by Holm's
+correction (:mod:`benchmarks.report.statistics`). A table of the paired statistics adds the raw and
+adjusted paired-t p, the sign-flip p-value, the seeds that improve and the test samples fixed and broken.
 
 ``table.csv`` has one row per (selection, method, arm, column) cell: ``mean``, ``std``, ``n`` and,
 for a cell compared with a baseline cell (``baseline_method``, ``baseline_arm``; one row per
 comparison), ``pairs``, ``seeds`` and ``differences`` (per seed, ";"-separated, in points),
-``delta``, ``ci_low``, ``ci_high``, ``p_value``, ``p_floor``, ``improved``, ``ties``, ``verdict``,
+``delta``, ``ci_low``, ``ci_high``, ``t_p_value`` (paired t), ``holm_p_value`` and ``family_size`` (the
+table the cell is judged in), ``p_value`` and ``p_floor`` (sign flip), ``improved``, ``ties``, ``verdict``,
 and ``fixed``, ``broken``, ``samples_p`` (empty where predictions were not kept).
 """
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -32,8 +35,8 @@ from ..grid.config import ARM_TITLES, run_arm
 from ..grid.naming import method_title
 from ..core.records import GRID_TIME, atomic_write_text
 from .paper import PaperTable, comparison_table, mean_std
-from .statistics import binomial_se, interval_cell
-from .summaries import (COLUMNS, HARDWARE_KEYS, Comparison, MissingData, Record, compare, hardware_of,
+from .statistics import ALPHA, binomial_se, detectable_difference, interval_cell
+from .summaries import (COLUMNS, HARDWARE_KEYS, Comparison, MissingData, Record, compare, hardware_of, judged,
                         per_seed_frame, results_frame, row_name, row_order, selected_row,
                         sensitivity_summary, test_set_size)
 
@@ -46,8 +49,10 @@ RULE_TEXT = {
 }
 PAIR = ("none", "dagr")
 DELTA_TEXT = ("Δ [95% CI] verdict: mean over seeds of the per-seed difference (both arms trained with the same "
-              "seed), its 95% paired-t confidence interval, and \"better\"/\"worse\" when the interval excludes 0, "
-              "else \"within noise\"")
+              "seed) and its 95% paired-t confidence interval; the verdicts of one table are one family: "
+              "\"better\"/\"worse\" where the paired-t p, Holm-adjusted over every Δ cell of that table, is at "
+              "most 0.05, else \"within noise\" (\"no test\" with one seed); raw and adjusted p are in the "
+              "paired statistics")
 
 
 def summarize(frame: pd.DataFrame) -> pd.DataFrame:
@@ -68,20 +73,31 @@ class Cells:
         self.summary = summarize(self.frame)
         self.lookup = {(r.method, r.arm, r.column): r for r in self.summary.itertuples()}
         self.comparisons: list[Comparison] = []
+        samples = test_set_size(records)
+        self.resolution = 100 / samples if samples else 0.0  # one test sample, in points
 
     def cell(self, method: str, arm: str, column: str) -> str:
         stat = self.lookup.get((method, arm, column))
         return "–" if stat is None else mean_std(stat.mean, stat.std)
 
-    def delta(self, treated: tuple[str, str], baseline: tuple[str, str], column: str) -> str:
+    def delta(self, treated: tuple[str, str], baseline: tuple[str, str], column: str) -> Comparison | str:
+        """The comparison behind a Δ cell (judged with the rest of its table by :meth:`judge`), or "–"."""
         if treated == baseline:
             return "–"
-        comparison = compare(self.frame, self.records, self.rule, treated, baseline, column)
-        if comparison.stats is None:
-            return "–"
-        self.comparisons.append(comparison)
-        c = comparison.stats
-        return interval_cell(c.mean, c.ci_low, c.ci_high, c.verdict)
+        comparison = compare(self.frame, self.records, self.rule, treated, baseline, column, self.resolution)
+        return "–" if comparison.stats is None else comparison
+
+    def judge(self, table: pd.DataFrame) -> pd.DataFrame:
+        """The table with its Δ cells judged as one family (Holm) and written out; the judged comparisons
+        join :attr:`comparisons` (the paired statistics and the CSV)."""
+        pending = [v for v in table.to_numpy().ravel() if isinstance(v, Comparison)]
+        done = dict(zip(map(id, pending), judged(pending)))
+        self.comparisons += done.values()
+        return table.map(lambda v: delta_cell(done[id(v)]) if isinstance(v, Comparison) else v)
+
+
+def delta_cell(c: Comparison) -> str:
+    return interval_cell(c.stats.mean, c.stats.ci_low, c.stats.ci_high, c.verdict.text)
 
 
 def pair_table(cells: Cells, methods: list[str]) -> pd.DataFrame:
@@ -94,7 +110,7 @@ def pair_table(cells: Cells, methods: list[str]) -> pd.DataFrame:
             line[f"{col} w/ DAGR"] = cells.cell(method, "dagr", col)
             line[f"{col} Δ [95% CI]"] = cells.delta((method, "dagr"), (method, "none"), col)
         table.append(line)
-    return pd.DataFrame(table)
+    return cells.judge(pd.DataFrame(table))
 
 
 def arm_table(cells: Cells, methods: list[str], arms: list[str]) -> pd.DataFrame:
@@ -107,7 +123,7 @@ def arm_table(cells: Cells, methods: list[str], arms: list[str]) -> pd.DataFrame
                 line[col] = cells.cell(method, arm, col)
                 line[f"{col} Δ [95% CI]"] = cells.delta((method, arm), (method, "none"), col)
             table.append(line)
-    return pd.DataFrame(table)
+    return cells.judge(pd.DataFrame(table))
 
 
 def against_table(cells: Cells, methods: list[str], arms: list[str], reference: str) -> pd.DataFrame:
@@ -121,7 +137,7 @@ def against_table(cells: Cells, methods: list[str], arms: list[str], reference: 
             for col, _ in COLUMNS:
                 line[f"{col} Δ [95% CI]"] = cells.delta((method, arm), (reference, arm), col)
             table.append(line)
-    return pd.DataFrame(table)
+    return cells.judge(pd.DataFrame(table))
 
 
 def comparison_name(c: Comparison) -> str:
@@ -138,13 +154,18 @@ def statistics_table(comparisons: list[Comparison]) -> pd.DataFrame:
         s, samples = c.stats, c.samples
         lines.append({
             "Method": c.treated[0], "Comparison": comparison_name(c), "Column": c.column, "seeds": str(s.n),
-            "Δ [95% CI] verdict": interval_cell(s.mean, s.ci_low, s.ci_high, s.verdict),
+            "Δ [95% CI] verdict": delta_cell(c),
+            "paired-t p": p_text(s.t_p_value), "Holm p (family)": f"{p_text(c.verdict.adjusted_p)} ({c.verdict.family_size})",
             "sign-flip p (floor)": f"{s.p_value:.3f} ({s.p_floor:.3f})",
             "seeds improving": f"{s.improved}/{s.n}" + (f" ({s.ties} tied)" if s.ties else ""),
             "test samples fixed / broken": "–" if samples is None else f"{samples.fixed} / {samples.broken}",
             "exact p (samples)": "–" if samples is None else f"{samples.p_value:.3g}",
         })
     return pd.DataFrame(lines)
+
+
+def p_text(p: float) -> str:
+    return "–" if math.isnan(p) else f"{p:.3g}"
 
 
 def comparisons_frame(comparisons: list[Comparison], rule: str) -> pd.DataFrame:
@@ -155,8 +176,9 @@ def comparisons_frame(comparisons: list[Comparison], rule: str) -> pd.DataFrame:
             "selection": rule, "method": c.treated[0], "arm": c.treated[1], "column": c.column,
             "baseline_method": c.baseline[0], "baseline_arm": c.baseline[1], "pairs": s.n,
             "seeds": ";".join(map(str, c.seeds)), "differences": ";".join(f"{d:.4f}" for d in s.differences),
-            "delta": s.mean, "ci_low": s.ci_low, "ci_high": s.ci_high, "p_value": s.p_value, "p_floor": s.p_floor,
-            "improved": s.improved, "ties": s.ties, "verdict": s.verdict,
+            "delta": s.mean, "ci_low": s.ci_low, "ci_high": s.ci_high, "t_p_value": s.t_p_value,
+            "holm_p_value": c.verdict.adjusted_p, "family_size": c.verdict.family_size, "p_value": s.p_value,
+            "p_floor": s.p_floor, "improved": s.improved, "ties": s.ties, "verdict": c.verdict.text,
             "fixed": None if samples is None else samples.fixed, "broken": None if samples is None else samples.broken,
             "samples_p": None if samples is None else samples.p_value,
         })
@@ -261,13 +283,14 @@ def accuracy_section(cells: Cells, arms: list[str], rows: list[str]) -> pd.DataF
     return pair_table(cells, methods) if list(arms) == list(PAIR) else arm_table(cells, methods, arms)
 
 
-def sensitivity_section(records: list[dict[str, Any]], keys: list[str]) -> list[str]:
+def sensitivity_section(records: list[dict[str, Any]], keys: list[str], out_dir: Path) -> list[str]:
     """A sweep grid's table: validation accuracy per point (the choice is made on it), each point
-    against the chosen one on validation, test for information."""
+    against the chosen one on validation, test for information; the summary also goes to ``selection.csv``."""
     try:
         summary = sensitivity_summary(records, keys)
     except MissingData as err:
         return ["## Sensitivity", "", f"Not available yet: {err}.", ""]
+    atomic_write_text(out_dir / "selection.csv", summary.to_csv(index=False, float_format="%.4f"))
     table = pd.DataFrame({
         "Method": [method_title(m) for m in summary["method"]],
         "Regularizer": [ARM_TITLES[a] for a in summary["arm"]],
@@ -279,11 +302,14 @@ def sensitivity_section(records: list[dict[str, Any]], keys: list[str]) -> list[
             for chosen, d, lo, hi, v in zip(summary["chosen"], summary["val_delta"], summary["val_ci_low"],
                                             summary["val_ci_high"], summary["val_verdict"])],
         "Test acc (same epoch)": [mean_std(m, s) for m, s in zip(summary["test_acc_mean"], summary["test_acc_std"])],
+        "Epochs at chance, per seed": summary["collapsed_epochs"],
     })
     return ["## Sensitivity", "", "Each point: multimodal accuracy (%) at the validation-selected epoch, mean ± std "
             "over seeds. The point with the highest mean *validation* accuracy is chosen; every other point is "
-            "compared with it on validation, paired by seed. Test accuracy is shown for information only and "
-            "plays no part in the choice.", "", *choice_lines(summary, keys), "", _markdown(table), ""]
+            "compared with it on validation, paired by seed, its verdict Holm-adjusted over every compared point of "
+            "the table. Test accuracy is shown for information only and plays no part in the choice. Epochs at chance: how many epochs of each seed's run ended with the "
+            "fused validation accuracy below twice chance (a collapse). The choice is also in `selection.csv`.",
+            "", *choice_lines(summary, keys), "", _markdown(table), ""]
 
 
 def choice_lines(summary: pd.DataFrame, keys: list[str]) -> list[str]:
@@ -303,11 +329,13 @@ def choice_lines(summary: pd.DataFrame, keys: list[str]) -> list[str]:
 
 def render(records: list[dict[str, Any]], out_dir: Path, title: str, *, failed: list[dict[str, Any]] = (),
            missing: list[str] = (), arms: list[str] = PAIR, paper: PaperTable | None = None,
-           sweep: list[str] = (), rows: list[str] = (), against: str | None = None, grid: str | None = None) -> str:
+           sweep: list[str] = (), rows: list[str] = (), against: str | None = None, grid: str | None = None,
+           powered: str | None = None) -> str:
     """Write table.md, table.csv, table.tex and per_seed.csv for one grid; returns the markdown.
 
     ``rows`` names the method rows to show even before any of their runs finished; ``against``
-    (a method name) adds every method's Δ against it; ``grid`` names the grid in per_seed.csv
+    (a method name) adds every method's Δ against it; ``powered`` (a grid's stem) checks the verdicts
+    against that grid's committed table (:func:`agreement_section`); ``grid`` names the grid in per_seed.csv
     (default: the output folder's name). A sweep grid's accuracy tables would pool its points, so it
     gets the per-point sensitivity table after the references and unswept runs."""
     out_dir = Path(out_dir)
@@ -315,20 +343,24 @@ def render(records: list[dict[str, Any]], out_dir: Path, title: str, *, failed: 
     parts = [f"# {title}", "", "Generated by `python -m benchmarks tables` from the run records; do not edit.", "",
              *header(records, list(failed), list(missing)), ""]
     if sweep:
-        parts += sensitivity_section(records, list(sweep))
+        parts += sensitivity_section(records, list(sweep), out_dir)
         records = [r for r in records if run_arm(r["config"]) == "none"]
     cells = {rule: Cells(records, rule) for rule in ("best_val", "best_test")}
     tables = {rule: accuracy_section(c, list(arms), list(rows)) for rule, c in cells.items()}
     for rule, heading in (("best_val", "Validation-selected (our protocol)"),
                           ("best_test", "Test-selected (paper protocol, optimistic)")):
         parts += [f"## {heading}", "", f"Selection `{rule}`: {RULE_TEXT[rule]}.", "", _markdown(tables[rule]), ""]
+    if powered is not None:
+        parts += agreement_section(cells["best_val"].comparisons, out_dir.parent / powered / "table.csv", powered)
     if against is not None:
         parts += against_section(cells["best_val"], list(arms), list(rows), method_title(against))
     if cells["best_val"].comparisons:
         parts += ["## Paired statistics (validation-selected)", "",
                   "Per compared cell: the seeds both sides finished, Δ with its 95% paired-t interval and verdict, "
-                  "the exact two-sided sign-flip permutation p over the per-seed differences (its floor, 2/2^n, "
-                  "in parentheses), the seeds whose difference is > 0, and the test samples the first side gets "
+                  "the two-sided paired-t p and its Holm-adjusted value over the cell's family (every Δ cell of "
+                  "the table it is printed in; the family's size in parentheses; the verdict reads the adjusted "
+                  "p), the exact two-sided sign-flip permutation p over the per-seed differences (descriptive; "
+                  "its floor, 2/2^n, in parentheses), the seeds whose difference is > 0, and the test samples the first side gets "
                   "right and the second wrong (fixed) or the reverse (broken), summed over the seed pairs, with "
                   "an exact binomial p (McNemar; samples repeat across seeds, so read it as descriptive).", "",
                   _markdown(statistics_table(cells["best_val"].comparisons)), ""]
@@ -366,6 +398,50 @@ def grid_time_lines(path: Path) -> list[str]:
     return [f"The whole grid was last trained from scratch in **{minutes(t['wall_s'])}**: {t['runs']} runs, "
             f"{t['jobs']} at a time, on {cpu}, {t['numerics']} numerics, commit {t['git']}, {t['date']} "
             f"(`{path.name}`).", ""]
+
+
+def agreement(quick: str, powered: str) -> str:
+    """How a verdict of few seeds stands against the powered grid's verdict of the same cell."""
+    if quick == powered:
+        return "agrees"
+    if quick == "within noise":
+        return "not detected here"  # the powered grid finds an effect this grid is too small to see
+    return "DISAGREES"
+
+
+def agreement_section(comparisons: list[Comparison], powered_table: Path, powered: str) -> list[str]:
+    """Each Δ cell's verdict here beside the powered grid's, with the smallest |Δ| this grid detects."""
+    title = f"## Against the powered grid `{powered}`"
+    if not comparisons:  # a sweep grid's table compares nothing
+        return []
+    if not powered_table.exists():
+        return [title, "", f"Not available: `{powered_table}` is not rendered yet (`make powered`).", ""]
+    theirs = pd.read_csv(powered_table)
+    theirs = theirs[theirs["selection"] == "best_val"].dropna(subset=["verdict"])
+    verdicts = {(r.method, r.arm, r.column, r.baseline_method, r.baseline_arm): r for r in theirs.itertuples()}
+    lines, counts = [], Counter()
+    for c in comparisons:
+        other = verdicts.get((*c.treated, c.column, *c.baseline))
+        if other is None or c.stats.n < 2:
+            continue
+        level = 1 - ALPHA / c.verdict.family_size  # Bonferroni: the strictest level Holm applies
+        result = agreement(c.verdict.text, other.verdict)
+        counts[result] += 1
+        lines.append({"Method": c.treated[0], "Comparison": comparison_name(c), "Column": c.column,
+                      f"here ({c.stats.n} seeds)": delta_cell(c),
+                      "detectable here": f"±{detectable_difference(c.stats.n, c.stats.std, level):.2f}",
+                      f"powered ({int(other.pairs)} seeds)": interval_cell(other.delta, other.ci_low, other.ci_high,
+                                                                          other.verdict),
+                      "agreement": result})
+    if not lines:
+        return [title, "", "Not available: no cell of this table is in the powered grid's table.", ""]
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+    return [title, "", f"Every Δ cell here beside the same cell of `{powered}` ({powered_table.parent}/table.md), "
+            "both verdicts Holm-controlled within their own tables. \"agrees\": the same verdict; \"not detected "
+            "here\": within noise here, a verdict there (this grid has too few seeds for that effect); "
+            "\"DISAGREES\": a verdict here that the powered grid does not confirm. \"detectable here\": the |Δ| "
+            "this grid finds with 80% power at its seeds and the cell's spread, at the level of the cell's "
+            f"first Holm step. Result: {summary}.", "", _markdown(pd.DataFrame(lines)), ""]
 
 
 def against_section(cells: Cells, arms: list[str], rows: list[str], reference: str) -> list[str]:
