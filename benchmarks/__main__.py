@@ -354,6 +354,7 @@ def render_tables(args, targets, partial: bool) -> None:
     from .report.summaries import grid_records, grid_row_titles
     from .report.readme import splice_table
     from .report.tables import render
+    from .report.targets import shown
     from .grid.config import load_grid
 
     grid = load_grid(args.config, args.overrides)
@@ -377,7 +378,7 @@ def render_tables(args, targets, partial: bool) -> None:
     print(markdown)
     if targets.readme is not None:
         splice_table(targets.readme, name, markdown)
-    print(f"wrote {targets.folder}/table.md, table.csv, table.tex, per_seed.csv"
+    print(f"wrote {shown(targets.folder)}/table.md, table.csv, table.tex, per_seed.csv"
           + (f" ({len(missing)} runs missing)" if missing else ""))
 
 

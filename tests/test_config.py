@@ -189,7 +189,8 @@ def test_a_dataclass_check_names_its_key_however_deep_it_is_read(debug_raw):
 
 def test_a_run_error_names_the_method_of_its_params(debug_raw):
     debug_raw["method"] = {"name": "dgl", "params": {"alpha": "high"}}
-    with pytest.raises(ConfigError, match=r"^method 'dgl' \(DGL\): method\.params\.alpha: expected a number, got 'high'$"):
+    with pytest.raises(ConfigError,
+                       match=r"^method 'dgl' \(DGL\): method\.params\.alpha: expected a number, got 'high'$"):
         resolve_run(debug_raw)
     debug_raw["method"] = {"name": "dgll"}
     with pytest.raises(ConfigError, match=r"did you mean 'dgl'\?$"):

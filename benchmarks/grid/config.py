@@ -280,7 +280,8 @@ class GridConfig:
             raise ConfigError("seeds: give at least one seed")
         for arm in self.dagr_arms:
             if arm not in ARMS:
-                raise ConfigError(f"dagr_arms: unknown arm {arm!r}; choose from {sorted(ARMS)}" + did_you_mean(arm, ARMS))
+                raise ConfigError(f"dagr_arms: unknown arm {arm!r}; choose from {sorted(ARMS)}"
+                                  + did_you_mean(arm, ARMS))
         for key, values in self.sweep.items():
             if not isinstance(values, list) or not values:
                 raise ConfigError(f"sweep.{key}: give a non-empty list of values")
