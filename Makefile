@@ -11,7 +11,10 @@ ARGS ?=
 # the cores with parallel runs; the records are the same for any JOBS.
 JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 # SEEDS=N trains and tabulates the seeds 0..N-1 instead of the grid's own list (any grid target,
-# e.g. `make reproduce SEEDS=5`); the tables must be rendered with the same SEEDS.
+# e.g. `make reproduce SEEDS=5`); the tables must be rendered with the same SEEDS (and ARGS), else
+# `make tables` says how many runs have no record and fails. A grid run with SEEDS or --set overrides
+# in ARGS is a variant: its tables go to build/results/<grid>+<what changed>/, never into results/ or
+# README.md (docs/configs.md, "Tables").
 SEEDS ?=
 SEED_SET = $(if $(SEEDS),$(if $(shell test "$(SEEDS)" -ge 1 2>/dev/null && echo ok),--set seeds=[$(shell seq -s, 0 $$(($(SEEDS) - 1)))],$(error SEEDS must be a positive integer, got '$(SEEDS)')))
 # The paper's datasets (not shipped; docs/datasets.md): DATASET is cremad or kinetics_sounds, DATA_ROOT

@@ -42,7 +42,9 @@ class MethodSetup:
     epochs: int
     batch_size: int
     device: torch.device
-    generator: torch.Generator  # seeded; use it for any randomness the method draws
+    # The run's, seeded by its seed: it also shuffles the training data each epoch, so a method draws its own
+    # randomness from a generator of its own, seeded from this one's seed (docs/extending.md).
+    generator: torch.Generator
     lr: float | None = None  # the run's optimizer lr (G-Blending's estimation lr unless set)
 
 

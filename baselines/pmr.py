@@ -136,6 +136,9 @@ class PMR(Method):
         super().__init__(params, model, setup)
         self.num_classes = setup.data.num_classes
         self.prototypes: dict[str, Tensor] | None = None
+        # The prototype pass's batch order: a generator of its own, since the run's also shuffles the training
+        # data, and drawing from it would change every later epoch's batches against the other methods'.
+        self.generator = torch.Generator().manual_seed(setup.generator.initial_seed())
 
     def active(self) -> bool:
         return self.in_window(self.params.modulation_start, self.params.modulation_end_fraction)
@@ -148,7 +151,7 @@ class PMR(Method):
         self.model.eval()
         try:
             sums = counts = None
-            batches = split.batches(bs, shuffle=True, generator=self.setup.generator)
+            batches = split.batches(bs, shuffle=True, generator=self.generator)
             for _, batch in zip(range(n_batches), batches):
                 batch = batch.to(self.setup.device)
                 emb = self.model.encode(batch.inputs)
@@ -193,14 +196,16 @@ class PMR(Method):
         return losses
 
     def state_dict(self):
-        if self.prototypes is None:
-            return {}
-        return {"prototypes": {m: c.detach().cpu() for m, c in self.prototypes.items()}}
+        state = {"generator": self.generator.get_state()}
+        if self.prototypes is not None:
+            state["prototypes"] = {m: c.detach().cpu() for m, c in self.prototypes.items()}
+        return state
 
     def load_state_dict(self, state):
-        if not state:
-            return
-        unknown = set(state) - {"prototypes"}
+        unknown = set(state) - {"prototypes", "generator"}
         if unknown:
             raise ValueError(f"method 'pmr': unexpected state keys {sorted(unknown)}")
-        self.prototypes = {m: c.to(self.setup.device) for m, c in state["prototypes"].items()}
+        if "generator" in state:
+            self.generator.set_state(state["generator"].cpu())  # a generator state is a CPU tensor
+        if "prototypes" in state:
+            self.prototypes = {m: c.to(self.setup.device) for m, c in state["prototypes"].items()}

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from .core import errors
-from .core.strict import ConfigError
+from .core.strict import ConfigError, did_you_mean
 
 DISK_DATASETS = ("cremad", "kinetics_sounds")
 # Every command with its one-line summary, in the order --help lists them.
@@ -66,7 +66,14 @@ def main(argv: list[str] | None = None, prog: str = "python -m benchmarks") -> i
         p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config value, e.g. --set run.optim.epochs=5 (repeatable)")
         p.add_argument("--runs", default="runs", help="root folder of run directories (default: runs)")
-        p.add_argument("--results", default="results", help="root folder of tables (default: results)")
+        p.add_argument("--results", default="results",
+                       help="root folder of tables (default: results); a variant of a committed grid (--set "
+                            "overrides) writes build/results/<grid>+<what changed>/ instead (docs/configs.md)")
+        add_plugin_argument(p)
+    for name in ("reproduce", "tables", "figures", "robustness"):
+        sub.choices[name].add_argument(
+            "--overwrite-committed", action="store_true",
+            help="write a variant's tables into the committed results/<grid>/ and README.md all the same")
     for name in ("reproduce", "grid", "tables"):
         p = sub.choices[name]
         p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -75,6 +82,10 @@ def main(argv: list[str] | None = None, prog: str = "python -m benchmarks") -> i
                                         "config file's stem)")
         p.add_argument("--against", metavar="METHOD",
                        help="also compare every method with this one of the grid's methods, paired by seed")
+    sub.choices["tables"].add_argument(
+        "--partial", action="store_true",
+        help="render the tables although some runs of the grid have no record (their cells read –); without "
+             "it such a grid is an error, as its seeds or --set overrides differ from the runs trained")
     for name in ("reproduce", "grid"):
         add_execution_arguments(sub.choices[name])
         add_allow_missing(sub.choices[name])
@@ -92,8 +103,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m benchmarks") -> i
     p.add_argument("--method", default="dgl", help="the method of the sample (default: dgl)")
     p.add_argument("--epochs", type=int, default=2, help="epochs of each run (default 2)")
     p.add_argument("--runs", default="build/repeatability", help="an empty folder for the records (default: build/repeatability)")
-    sub.add_parser("list", description=SUMMARIES["list"])
+    add_plugin_argument(sub.add_parser("list", description=SUMMARIES["list"]))
     add_data_commands(sub)
+    add_plugin_argument(sub.choices["data-check"])
     p = sub.add_parser("docs", description=SUMMARIES["docs"] + ", between <!-- options:NAME --> markers")
     p.add_argument("--check", action="store_true", help="change nothing; exit 1 if a page differs from the code")
     p.add_argument("--root", default=str(Path(__file__).resolve().parents[1]),
@@ -105,6 +117,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m benchmarks") -> i
 def run_command(args) -> int:
     """The command's exit code; every expected failure is one line on stderr (codes: benchmarks.core.errors)."""
     try:
+        load_methods(args)
         return COMMANDS[args.command](args)
     except errors.DataNotSufficient as err:
         print(err, file=sys.stderr)
@@ -119,6 +132,22 @@ def run_command(args) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return errors.INTERRUPTED
+
+
+def add_plugin_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--plugin", dest="plugins", action="append", default=[], metavar="FILE_OR_MODULE",
+                   help="also load the methods of this .py file or module (repeatable); installed packages' "
+                        "methods in the entry-point group geomreg.methods are loaded always (docs/compare.md)")
+
+
+def load_methods(args) -> None:
+    """The methods from outside the package: installed entry points, then the --plugin sources."""
+    from baselines.plugins import load_entry_points, load_plugins, plugin_source
+
+    if not hasattr(args, "plugins"):  # prepare and docs read no method
+        return
+    load_entry_points()
+    load_plugins([plugin_source(text) for text in args.plugins])
 
 
 def add_robustness_arguments(p: argparse.ArgumentParser) -> None:
@@ -325,28 +354,54 @@ def grid_outcome(report) -> int:
 
 
 def cmd_tables(args) -> int:
+    render_tables(args, grid_targets(args), partial=args.partial)
+    return errors.OK
+
+
+def grid_targets(args):
+    """Where this command writes (benchmarks.report.targets); says which committed targets it leaves alone."""
+    from .report.targets import result_targets
+
+    readme = Path(args.readme) if getattr(args, "readme", None) else None
+    targets = result_targets(args.config, args.overrides, Path(args.results), readme, args.overwrite_committed)
+    for note in targets.notes:
+        print(f"note: {note}")
+    return targets
+
+
+def render_tables(args, targets, partial: bool) -> None:
+    """Write the grid's tables into ``targets`` and print the table; a grid some of whose runs have no
+    record is an error unless ``partial`` (its seeds or overrides differ from the runs trained)."""
     from .report.paper import load_paper_table
     from .report.summaries import grid_records, grid_row_titles
     from .report.readme import splice_table
     from .report.tables import render
+    from .report.targets import shown
     from .grid.config import load_grid
 
     grid = load_grid(args.config, args.overrides)
     if args.against is not None and args.against not in grid.methods:
-        raise ConfigError(f"--against {args.against!r}: not a method of this grid; choose from {sorted(grid.methods)}")
+        raise ConfigError(f"--against {args.against!r}: not a method of this grid; choose from "
+                          f"{sorted(grid.methods)}" + did_you_mean(args.against, grid.methods))
     records, failed, missing = grid_records(grid, Path(args.runs))
+    if missing and not partial:
+        total = len(records) + len(failed) + len(missing)
+        raise ConfigError(f"{len(missing)} of the {total} runs of this grid have no record under "
+                          f"{Path(args.runs) / grid.benchmark} (e.g. {', '.join(missing[:3])})"
+                          + ("; with these seeds and --set overrides it is not the grid trained" if args.overrides
+                             else "") + ": train them (`reproduce` with the same --set, or SEEDS and ARGS through "
+                          "make), or render what there is with --partial")
     name = Path(args.config).stem
-    out = Path(args.results) / name
     title = grid.title or f"{grid.benchmark}: accuracy without and with DAGR"
     paper = load_paper_table(grid.paper) if grid.paper else None
-    markdown = render(records, out, title, failed=failed, missing=missing, arms=grid.dagr_arms, paper=paper,
-                      sweep=list(grid.sweep), rows=grid_row_titles(grid), against=args.against, grid=name,
-                      powered=grid.powered or None)
-    if args.readme:
-        splice_table(Path(args.readme), name, markdown)
-    print(f"wrote {out}/table.md, table.csv, table.tex, per_seed.csv" + (f" ({len(missing)} runs missing)" if missing else ""))
-    return errors.OK
-
+    markdown = render(records, targets.folder, title, failed=failed, missing=missing, arms=grid.dagr_arms,
+                      paper=paper, sweep=list(grid.sweep), rows=grid_row_titles(grid), against=args.against,
+                      grid=name, powered=grid.powered or None)
+    print(markdown)
+    if targets.readme is not None:
+        splice_table(targets.readme, name, markdown)
+    print(f"wrote {shown(targets.folder)}/table.md, table.csv, table.tex, per_seed.csv"
+          + (f" ({len(missing)} runs missing)" if missing else ""))
 
 
 def cmd_reproduce(args) -> int:
@@ -357,14 +412,14 @@ def cmd_reproduce(args) -> int:
     from .run.runner import grid_time_record
 
     start = time.perf_counter()
+    is_main = current_ranks().is_main
+    targets = grid_targets(args) if is_main else None  # before training: a bad target fails at once
     report = train_grid(args)
-    if current_ranks().is_main:  # under torchrun, rank 0 alone renders the tables
-        out = Path(args.results) / Path(args.config).stem
+    if is_main:  # under torchrun, rank 0 alone renders the tables
         record = grid_time_record(report, args.jobs, args.executor)
         if record is not None:  # before the tables, which quote it
-            atomic_write_json(out / GRID_TIME, record)
-        cmd_tables(args)  # the tables list the failed runs too
-        print((out / "table.md").read_text())
+            atomic_write_json(targets.folder / GRID_TIME, record)
+        render_tables(args, targets, partial=True)  # the tables list the failed and missing runs too
         print(f"make reproduce: trained {len(report.done)} runs ({len(report.skipped)} were already done) in "
               f"{minutes(report.wall_time_s)} with {args.jobs} job{'s' if args.jobs != 1 else ''}; total wall time "
               f"{minutes(time.perf_counter() - start)}")
@@ -374,7 +429,7 @@ def cmd_reproduce(args) -> int:
 def cmd_figures(args) -> int:
     from .report.figures import draw_grid_figures
 
-    return draw_grid_figures(args.config, args.overrides, Path(args.runs), Path(args.results))
+    return draw_grid_figures(args.config, args.overrides, Path(args.runs), grid_targets(args).folder / "figures")
 
 
 def cmd_robustness(args) -> int:
@@ -388,7 +443,7 @@ def cmd_robustness(args) -> int:
     if not measured.results:
         raise ConfigError(f"{args.config}: no finished runs to evaluate under {args.runs} "
                           f"({len(measured.missing)} not finished; train the grid first)")
-    out = Path(args.results) / Path(args.config).stem / "robustness"
+    out = grid_targets(args).folder / "robustness"
     title = f"Robustness to a missing or corrupted modality: grid {Path(args.config).stem} ({grid.benchmark})"
     render(measured, grid.dagr_arms, out, title, args.seed)
     print(f"wrote {out}/table.md, table.csv, per_run.csv and the figures ({measured.evaluated} runs measured, "
@@ -436,11 +491,14 @@ def cmd_numerics_probe(args) -> int:
 
 
 def cmd_docs(args) -> int:
-    from .report.options import stale_pages
+    from .report.options import METHODS_PAGE, STUB, stale_pages, stubbed_methods
 
     stale = stale_pages(Path(args.root), write=not args.check)
     verb = "differ from the code (run `python -m benchmarks docs`)" if args.check else "brought up to date"
     print(f"{', '.join(stale)}: {verb}" if stale else "docs: option tables up to date")
+    stubs = stubbed_methods(Path(args.root))
+    if stubs:
+        print(f"{METHODS_PAGE}: write what one step of {', '.join(stubs)} does, where it says {STUB}")
     return 1 if stale and args.check else errors.OK
 
 

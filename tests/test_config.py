@@ -149,3 +149,63 @@ def test_method_run_sets_one_methods_runs_in_every_arm_and_nothing_else():
         GridConfig(benchmark="debug", seeds=[0], methods={"joint": {}}, method_run={"jointt": {}})
     with pytest.raises(ConfigError, match="method_run.joint.seed is set by the grid"):
         GridConfig(benchmark="debug", seeds=[0], methods={"joint": {}}, method_run={"joint": {"seed": 3}})
+
+
+def default_grid(*overrides: str):
+    return load_grid(Path(__file__).parents[1] / "benchmarks" / "configs" / "avdigits.yaml", list(overrides))
+
+
+@pytest.mark.parametrize("override, message", [
+    # the key as typed, with the closest valid one
+    ("run.optim.lrr=0.1", "unknown config key 'run.optim.lrr'; allowed keys here: ['epochs', 'gamma', "
+                          "'grad_clip_norm', 'lr', 'momentum', 'name', 'scheduler', 'step_size', 'weight_decay']; "
+                          "did you mean 'run.optim.lr'?"),
+    # the method it belongs to, the key as typed
+    ("methods.dgl.alpah=1", "method 'dgl' (DGL): unknown config key 'methods.dgl.alpah'; allowed keys here: "
+                            "['alpha', 'grad_clip_norm', 'unimodal_bias']; did you mean 'methods.dgl.alpha'?"),
+    # the method and the bad value
+    ("methods.dgl.alpha=high", "method 'dgl' (DGL): methods.dgl.alpha: expected a number, got 'high'"),
+    # one check per setting, with its value
+    ("run.optim.epochs=-3", "run.optim.epochs must be >= 1, got -3"),
+    ("run.optim.lr=0", "run.optim.lr must be > 0, got 0.0"),
+    ("run.data.eval_batch_size=0", "run.data.eval_batch_size must be >= 1, got 0"),
+    ("run.dagr.tau=-1", "run.dagr.tau must be >= 0, got -1.0"),
+    ("methods={dgll: {}}", "methods.dgll: unknown method 'dgll'; available: ['agm', 'dgl', … ]; did you mean 'dgl'?"),
+    ("run.data.name=avdigit", "run.data.name: unknown dataset 'avdigit'; available: ['avdigits', 'cremad', 'debug', "
+                              "'kinetics_sounds']; did you mean 'avdigits'?"),
+    ("run.data.params.audio_nois=1", "unknown config key 'run.data.params.audio_nois'"),
+    ("run.model.fusion=concatt", "run.model.fusion: 'concatt' is not one of ['concat', 'sum']; did you mean 'concat'?"),
+    ("dagr_arms=[none, dagrr]", "dagr_arms: unknown arm 'dagrr'; choose from"),
+    ("sweep={dagr.tauu: [0.1]}", "unknown config key 'sweep.dagr.tauu'"),
+    ("sweep={optim.epochs: [0]}", "sweep.optim.epochs must be >= 1, got 0"),
+    ("methodss={}", "unknown config key 'methodss'; allowed keys here"),
+])
+def test_a_grid_error_names_the_key_as_written_its_method_its_value_and_the_closest_name(override, message):
+    """``message`` is the start of the error; `` … `` skips text (methods that tests register)."""
+    with pytest.raises(ConfigError) as err:
+        default_grid(override)
+    text, at = str(err.value), 0
+    for i, part in enumerate(message.split(" … ")):
+        found = text.find(part, at)
+        assert found == 0 if i == 0 else found > at, text
+        at = found + len(part)
+
+
+def test_a_dataclass_check_names_its_key_however_deep_it_is_read(debug_raw):
+    from benchmarks.grid.config import OptimConfig
+
+    with pytest.raises(ConfigError, match=r"^epochs must be >= 1, got -3$"):
+        OptimConfig(epochs=-3)
+    debug_raw["optim"]["epochs"] = -3
+    with pytest.raises(ConfigError, match=r"^optim\.epochs must be >= 1, got -3$"):
+        resolve_run(debug_raw)
+
+
+def test_a_run_error_names_the_method_of_its_params(debug_raw):
+    debug_raw["method"] = {"name": "dgl", "params": {"alpha": "high"}}
+    with pytest.raises(ConfigError,
+                       match=r"^method 'dgl' \(DGL\): method\.params\.alpha: expected a number, got 'high'$"):
+        resolve_run(debug_raw)
+    debug_raw["method"] = {"name": "dgll"}
+    with pytest.raises(ConfigError, match=r"did you mean 'dgl'\?$"):
+        resolve_run(debug_raw)

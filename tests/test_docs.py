@@ -56,7 +56,8 @@ def test_committed_option_tables_equal_what_the_code_renders():
 
 def test_every_method_dataset_and_config_has_its_table_in_the_docs():
     missing = sorted(set(tables()) - marked_tables(ROOT))
-    assert not missing, f"add <!-- options:NAME --> ... <!-- /options:NAME --> for {missing} to one of {PAGES}"
+    assert not missing, (f"no table for {missing} in {PAGES}: run `python -m benchmarks docs` (it adds a new "
+                         "method's section to docs/methods.md; other tables need <!-- options:NAME --> markers)")
 
 
 # --- nothing outside the repository ---------------------------------------------------------------
@@ -141,3 +142,20 @@ def test_the_library_defaults_of_dagr_are_the_documented_ones():
     library = {name: p.default for name, p in inspect.signature(DAGR.__init__).parameters.items() if name != "self"}
     suite = {f.name: f.default for f in dataclasses.fields(DAGRConfig) if f.name != "enabled"}
     assert library == suite
+
+
+def test_docs_adds_the_section_of_a_method_the_page_lacks_after_the_last_methods_section():
+    from baselines import METHODS
+    from benchmarks.report.options import shipped_methods, with_method_sections
+
+    page = "# M\n\n## Joint training (`joint`)\n\nOne step.\n\n## The cost\n\nText.\n"
+    text = with_method_sections(page)
+    names = [name for name in shipped_methods(METHODS) if name != "joint"]
+    assert text.startswith(page.split("## The cost")[0]) and text.endswith("## The cost\n\nText.\n")
+    for name in names:
+        assert f"## {METHODS[name].title} (`{name}`)\n\n*To be written*: what one step does" in text
+    assert "<!-- options:method:dgl -->\n<!-- /options:method:dgl -->" in text  # rendered by render_page
+    assert "options:method:joint" not in text  # joint has no params
+    assert [text.index(f"(`{n}`)") for n in names] == sorted(text.index(f"(`{n}`)") for n in names)
+    assert with_method_sections(text) == text
+    assert "It never takes DAGR." in text.split("(`unimodal`)")[1].split("##")[0]

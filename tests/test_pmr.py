@@ -96,14 +96,16 @@ def test_epoch_start_builds_prototypes_from_the_first_tenth_of_shuffled_batches(
     trainer = make_trainer(debug_raw, tmp_path, batch_size=batch_size)
     assert math.ceil(len(trainer.data.train) / batch_size) in (9, 18)
     gen = torch.Generator()
-    gen.set_state(trainer.generator.get_state())
+    gen.set_state(trainer.method.generator.get_state())
+    run_order = trainer.generator.get_state()
     trainer.model.train()
     trainer.method.on_epoch_start(0)
     assert trainer.model.training
     expected = pass_means(trainer, gen, n_batches, batch_size)
     for m in ("audio", "visual"):
         torch.testing.assert_close(trainer.method.prototypes[m], expected[m])
-    assert torch.equal(trainer.generator.get_state(), gen.get_state())  # exactly one shuffle drawn per pass
+    assert torch.equal(trainer.method.generator.get_state(), gen.get_state())  # exactly one shuffle per pass
+    assert torch.equal(trainer.generator.get_state(), run_order)  # the run's data order is left alone
 
 
 def test_momentum_blends_from_the_third_prototype_pass_on(debug_raw, tmp_path):
@@ -112,7 +114,7 @@ def test_momentum_blends_from_the_third_prototype_pass_on(debug_raw, tmp_path):
     mu = 0.25
     trainer = make_trainer(debug_raw, tmp_path, {"momentum": mu}, batch_size=8)
     gen = torch.Generator()
-    gen.set_state(trainer.generator.get_state())
+    gen.set_state(trainer.method.generator.get_state())
     trainer.method.on_epoch_start(0)
     torch.testing.assert_close(trainer.method.prototypes, pass_means(trainer, gen, 1, 8))
     trainer.method.on_epoch_start(1)
@@ -172,6 +174,7 @@ def test_state_dict_round_trip(debug_raw, tmp_path):
     other.method.load_state_dict(trainer.method.state_dict())
     for m, c in trainer.method.prototypes.items():
         assert torch.equal(other.method.prototypes[m], c)
+    assert torch.equal(other.method.generator.get_state(), trainer.method.generator.get_state())
 
 
 @pytest.mark.parametrize("coefficient", ["switch", "continuous"])

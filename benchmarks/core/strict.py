@@ -7,9 +7,10 @@ in a YAML file can never be silently ignored.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal, TypeVar, Union
 
 T = TypeVar("T")
@@ -17,6 +18,29 @@ T = TypeVar("T")
 
 class ConfigError(ValueError):
     """A configuration value is unknown, missing or of the wrong type."""
+
+
+class InvalidValue(ConfigError):
+    """A value outside what its setting allows, raised by a dataclass's ``__post_init__`` (through
+    :func:`require`); :func:`from_dict` names the setting by its whole dotted key."""
+
+    def __init__(self, key: str, value: Any, rule: str) -> None:
+        super().__init__(f"{key} must be {rule}, got {value!r}")
+        self.key, self.value, self.rule = key, value, rule
+
+
+def require(condition: bool, key: str, value: Any, rule: str) -> None:
+    """One check of one setting: ``require(self.epochs >= 1, "epochs", self.epochs, ">= 1")`` raises
+    ``epochs must be >= 1, got -3`` (``run.optim.epochs ...`` when read from a grid)."""
+    if not condition:
+        raise InvalidValue(key, value, rule)
+
+
+def did_you_mean(name: str, choices: Iterable[str], prefix: str = "") -> str:
+    """``"; did you mean 'dgl'?"`` for the choice closest to a mistyped ``name`` (written with ``prefix``,
+    e.g. the dotted path of its mapping), or ``""``: the end of an error message."""
+    close = difflib.get_close_matches(name, [c for c in choices if isinstance(c, str)], n=1)
+    return f"; did you mean {prefix + close[0]!r}?" if close else ""
 
 
 def from_dict(cls: type[T], data: Any, path: str = "") -> T:
@@ -29,9 +53,8 @@ def from_dict(cls: type[T], data: Any, path: str = "") -> T:
     known = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - set(known))
     if unknown:
-        raise ConfigError(
-            f"unknown config key {_join(path, unknown[0])!r}; allowed keys here: {sorted(known)}"
-        )
+        raise ConfigError(f"unknown config key {_join(path, unknown[0])!r}; allowed keys here: {sorted(known)}"
+                          + did_you_mean(unknown[0], known, prefix=_join(path, "")))
     hints = typing.get_type_hints(cls)
     kwargs = {name: coerce(hints[name], value, _join(path, name)) for name, value in data.items()}
     missing = [
@@ -45,6 +68,8 @@ def from_dict(cls: type[T], data: Any, path: str = "") -> T:
         raise ConfigError(f"missing required config key {_join(path, missing[0])!r}")
     try:
         return cls(**kwargs)
+    except InvalidValue as err:  # named by the key as written: run.optim.epochs, not epochs
+        raise InvalidValue(_join(path, err.key), err.value, err.rule) from None
     except (TypeError, ValueError) as err:
         if isinstance(err, ConfigError):
             raise
@@ -82,7 +107,8 @@ def coerce(tp: Any, value: Any, path: str) -> Any:
         raise ConfigError(errors[0] if len(errors) == 1 else f"{path}: {value!r} matches none of {tp}")
     if origin is Literal:
         if value not in args:
-            raise ConfigError(f"{path}: {value!r} is not one of {list(args)}")
+            close = did_you_mean(value, args) if isinstance(value, str) else ""
+            raise ConfigError(f"{path}: {value!r} is not one of {list(args)}{close}")
         return value
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):

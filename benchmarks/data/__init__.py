@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from ..core.strict import ConfigError, from_dict
+from ..core.strict import ConfigError, did_you_mean, from_dict
 from .avdigits import AVDigits
 from .avsplit import CachedAVSplit, loader_options
 from .cache import ensure_cache, prepared_cache
@@ -20,7 +20,8 @@ def get_dataset(name: str):
     try:
         return DATASETS[name]
     except KeyError:
-        raise ConfigError(f"unknown dataset {name!r}; available: {sorted(DATASETS)}") from None
+        raise ConfigError(f"unknown dataset {name!r}; available: {sorted(DATASETS)}"
+                          + did_you_mean(name, DATASETS)) from None
 
 
 def load_data(data_cfg, modalities: tuple[str, ...] | None = None,

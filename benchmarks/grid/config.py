@@ -21,7 +21,7 @@ import yaml
 from baselines import get_method
 from geomreg.controls import control_params
 
-from ..core.strict import ConfigError, deep_merge, from_dict, set_dotted, to_dict
+from ..core.strict import ConfigError, deep_merge, did_you_mean, from_dict, require, set_dotted, to_dict
 from ..data import get_dataset
 
 
@@ -38,10 +38,9 @@ class DataConfig:
     num_workers: int = -1
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ConfigError(f"data.val_fraction must be in (0, 1), got {self.val_fraction}")
-        if self.batch_size < 1 or self.eval_batch_size < 1:
-            raise ConfigError("data.batch_size and data.eval_batch_size must be >= 1")
+        require(0.0 < self.val_fraction < 1.0, "val_fraction", self.val_fraction, "in (0, 1)")
+        require(self.batch_size >= 1, "batch_size", self.batch_size, ">= 1")
+        require(self.eval_batch_size >= 1, "eval_batch_size", self.eval_batch_size, ">= 1")
 
 
 @dataclass(frozen=True)
@@ -69,8 +68,8 @@ class OptimConfig:
     grad_clip_norm: float | None = None  # total-norm clipping of every gradient (methods may clip on their own)
 
     def __post_init__(self) -> None:
-        if self.lr <= 0 or self.epochs < 1:
-            raise ConfigError("optim.lr must be > 0 and optim.epochs >= 1")
+        require(self.lr > 0, "lr", self.lr, "> 0")
+        require(self.epochs >= 1, "epochs", self.epochs, ">= 1")
 
 
 @dataclass(frozen=True)
@@ -95,10 +94,8 @@ class DAGRConfig:
 
     def __post_init__(self) -> None:
         for key in ("beta", "tau", "lambda_disperse", "lambda_anchor"):
-            if getattr(self, key) < 0:
-                raise ConfigError(f"dagr.{key} must be >= 0, got {getattr(self, key)}")
-        if self.t <= 0:
-            raise ConfigError(f"dagr.t must be > 0, got {self.t}")
+            require(getattr(self, key) >= 0, key, getattr(self, key), ">= 0")
+        require(self.t > 0, "t", self.t, "> 0")
 
 
 @dataclass(frozen=True)
@@ -113,8 +110,7 @@ class ControlConfig:
     params: dict[str, Any] = field(default_factory=dict)  # the control's coefficients, checked against its Params
 
     def __post_init__(self) -> None:
-        if self.strength < 0:
-            raise ConfigError(f"control.strength must be >= 0, got {self.strength}")
+        require(self.strength >= 0, "strength", self.strength, ">= 0")
 
 
 @dataclass(frozen=True)
@@ -288,19 +284,56 @@ class GridConfig:
                 raise ConfigError(f"run.{key} is set by the grid; remove it from 'run'")
         if not self.seeds:
             raise ConfigError("seeds: give at least one seed")
-        unknown = [a for a in self.dagr_arms if a not in ARMS]
-        if unknown:
-            raise ConfigError(f"dagr_arms: unknown arm(s) {unknown}; choose from {sorted(ARMS)}")
+        for arm in self.dagr_arms:
+            if arm not in ARMS:
+                raise ConfigError(f"dagr_arms: unknown arm {arm!r}; choose from {sorted(ARMS)}"
+                                  + did_you_mean(arm, ARMS))
         for key, values in self.sweep.items():
             if not isinstance(values, list) or not values:
                 raise ConfigError(f"sweep.{key}: give a non-empty list of values")
-        for name, settings in self.method_run.items():
-            get_method(name)  # an unknown method is an error that lists the registered ones
-            if not isinstance(settings, dict):
-                raise ConfigError(f"method_run.{name}: expected a mapping of run settings, got {settings!r}")
-            for key in ("benchmark", "seed", "method"):
-                if key in settings:
-                    raise ConfigError(f"method_run.{name}.{key} is set by the grid; remove it")
+        check_grid_settings(self)
+
+
+def check_grid_settings(grid: GridConfig) -> None:
+    """Every setting of a grid checked where the grid writes it (``run.optim.lrr``, ``methods.dgl.alpah``,
+    ``sweep.dagr.tau``), before any run is expanded: a run's own checks could only name the key inside
+    one run (``optim.lrr``, ``method.params.alpah``)."""
+    run = from_dict(RunConfig, grid.run, "run")
+    try:
+        dataset = get_dataset(run.data.name)
+    except ConfigError as err:
+        raise ConfigError(f"run.data.name: {err}") from None
+    from_dict(dataset.Params, run.data.params, "run.data.params")
+    for name, params in grid.methods.items():
+        try:
+            method = get_method(name)
+        except ConfigError as err:
+            raise ConfigError(f"methods.{name}: {err}") from None
+        checked_method_params(method, params, f"methods.{name}")
+    for key, values in grid.sweep.items():
+        for value in values:
+            swept = deep_merge(grid.run, {})
+            set_dotted(swept, key, value)
+            from_dict(RunConfig, swept, "sweep")
+    for name, settings in grid.method_run.items():
+        try:
+            get_method(name)
+        except ConfigError as err:
+            raise ConfigError(f"method_run.{name}: {err}") from None
+        if not isinstance(settings, dict):
+            raise ConfigError(f"method_run.{name}: expected a mapping of run settings, got {settings!r}")
+        for key in ("benchmark", "seed", "method"):
+            if key in settings:
+                raise ConfigError(f"method_run.{name}.{key} is set by the grid; remove it")
+        from_dict(RunConfig, deep_merge(grid.run, settings), f"method_run.{name}")
+
+
+def checked_method_params(method: type, params: dict[str, Any], path: str) -> Any:
+    """A method's ``Params`` from its mapping; an error names the method as well as the key and value."""
+    try:
+        return from_dict(method.Params, params, path)
+    except ConfigError as err:
+        raise ConfigError(f"method {method.name!r} ({method.title}): {err}") from None
 
 
 def resolve_run(raw: dict[str, Any]) -> RunConfig:
@@ -309,7 +342,7 @@ def resolve_run(raw: dict[str, Any]) -> RunConfig:
     dataset = get_dataset(cfg.data.name)
     method = get_method(cfg.method.name)
     data_params = to_dict(from_dict(dataset.Params, cfg.data.params, "data.params"))
-    method_params = to_dict(from_dict(method.Params, cfg.method.params, "method.params"))
+    method_params = to_dict(checked_method_params(method, cfg.method.params, "method.params"))
     heads = method.resolve_unimodal_heads(cfg.model.unimodal_heads)
     control = cfg.control.kind
     params = to_dict(from_dict(control_params(control), cfg.control.params, "control.params"))

@@ -406,14 +406,14 @@ def unavailable(reason: str) -> Draw:
     return draw
 
 
-def draw_grid_figures(config: str | Path, overrides: Sequence[str], runs_root: Path, results: Path) -> int:
-    """Draw every figure the grid supports into ``results/<config stem>/figures``; say what was skipped."""
+def draw_grid_figures(config: str | Path, overrides: Sequence[str], runs_root: Path, out_dir: Path) -> int:
+    """Draw every figure the grid supports into ``out_dir`` (``results/<config stem>/figures``); say what
+    was skipped."""
     grid = load_grid(config, list(overrides))
     records, failed, missing = grid_records(grid, runs_root)
     print(f"{len(records)} finished, {len(failed)} failed, {len(missing)} missing runs"
           + (f" (missing: {', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''})" if missing else ""))
-    stem = results / Path(config).stem / "figures"
-    for name, used, arms, draw in figure_plan(grid, records, stem):
+    for name, used, arms, draw in figure_plan(grid, records, Path(out_dir)):
         try:
             require_arms({arm_of(r) for r in used if method_of(r) != "unimodal"}, arms, "this figure")
             print(f"wrote {', '.join(map(str, draw()))}")

@@ -28,8 +28,11 @@ from typing import Any, Literal, Union
 from ..core.strict import ConfigError
 
 # The pages that carry option tables, relative to the repository root.
-PAGES = ("docs/dagr.md", "docs/methods.md", "docs/datasets.md", "docs/configs.md")
+METHODS_PAGE = "docs/methods.md"
+PAGES = ("docs/dagr.md", METHODS_PAGE, "docs/datasets.md", "docs/configs.md")
 MARKER = re.compile(r"<!-- options:(?P<name>[\w:-]+) -->\n.*?<!-- /options:(?P=name) -->", re.DOTALL)
+METHOD_HEADING = re.compile(r"^## .*\(`(?P<name>\w+)`\)$", re.MULTILINE)  # "## DGL (`dgl`)"
+STUB = "*To be written*"  # the prose of a section `docs` added: what one step does, sources, deviations
 
 
 @dataclasses.dataclass
@@ -83,12 +86,47 @@ def stale_pages(root: Path, write: bool) -> list[str]:
     for page in PAGES:
         path = root / page
         text = path.read_text()
-        rendered = render_page(text, known)
+        rendered = render_page(with_method_sections(text) if page == METHODS_PAGE else text, known)
         if rendered != text:
             stale.append(page)
             if write:
                 atomic_write_text(path, rendered)
     return stale
+
+
+def with_method_sections(text: str) -> str:
+    """docs/methods.md with a section for each method of the package it lacks (a new file in baselines/),
+    after the last method's section: its options table, its DAGR rule and a stub for the prose."""
+    from baselines import METHODS
+
+    present = {m["name"] for m in METHOD_HEADING.finditer(text)}
+    new = [method_section(name, cls) for name, cls in shipped_methods(METHODS).items() if name not in present]
+    if not new:
+        return text
+    headings = list(METHOD_HEADING.finditer(text))
+    after = text.find("\n## ", headings[-1].end()) if headings else -1
+    head, tail = (text, "") if after < 0 else (text[:after + 1], text[after + 1:])
+    return head.rstrip("\n") + "\n\n" + "\n".join(new) + ("\n" + tail if tail else "")
+
+
+def method_section(name: str, cls: type) -> str:
+    from baselines import NoParams
+
+    dagr = f"With DAGR's fixed form, its loss is {cls.dagr_rule}." if cls.supports_dagr else "It never takes DAGR."
+    lines = [f"## {cls.title} (`{name}`)", "",
+             f"{STUB}: what one step does, where each default comes from, and each deviation from the official "
+             f"code. {dagr}", ""]
+    if cls.Params is not NoParams:
+        lines += [f"<!-- options:method:{name} -->", f"<!-- /options:method:{name} -->", ""]
+    return "\n".join(lines)
+
+
+def stubbed_methods(root: Path) -> list[str]:
+    """The methods whose section in docs/methods.md still has the stub in place of its prose."""
+    text = (root / METHODS_PAGE).read_text()
+    headings = list(METHOD_HEADING.finditer(text))
+    ends = [h.start() for h in headings[1:]] + [len(text)]
+    return [h["name"] for h, end in zip(headings, ends) if STUB in text[h.end():end]]
 
 
 def marked_tables(root: Path) -> set[str]:

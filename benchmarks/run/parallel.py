@@ -21,6 +21,8 @@ from typing import Any
 
 import torch
 
+from baselines.plugins import PluginSource, load_plugins, loaded_plugins
+
 from ..grid.config import RunConfig
 from ..core.strict import ConfigError
 
@@ -56,10 +58,13 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def run_with_threads(task: Task, cfg: RunConfig, runs_root: Path, threads: int | None) -> Any:
-    """The body of every worker process and cluster job: cap torch's threads, then run the task.
+def run_with_threads(task: Task, cfg: RunConfig, runs_root: Path, threads: int | None,
+                     plugins: tuple[PluginSource, ...] = ()) -> Any:
+    """The body of every worker process and cluster job: import the methods the command line loaded from
+    outside the package (a fresh process has only the package's), cap torch's threads, run the task.
 
     Without the cap, N workers each start one thread per core and oversubscribe the machine."""
+    load_plugins(plugins)
     if threads is not None:
         torch.set_num_threads(threads)
     return task(cfg, runs_root)
@@ -76,7 +81,8 @@ def in_worker_processes(task: Task, runs: list[RunConfig], runs_root: Path,
     threads = max(1, available_cores() // jobs)
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        futures = {pool.submit(run_with_threads, task, cfg, runs_root, threads): cfg for cfg in runs}
+        plugins = loaded_plugins()
+        futures = {pool.submit(run_with_threads, task, cfg, runs_root, threads, plugins): cfg for cfg in runs}
         for future in concurrent.futures.as_completed(futures):
             error = future.exception()
             yield futures[future], error if error is not None else future.result()
@@ -100,7 +106,8 @@ def as_job_array(task: Task, runs: list[RunConfig], runs_root: Path, cluster: st
     # A local array runs every job at once, so they share the cores; a cluster job owns its CPUs.
     threads = max(1, available_cores() // len(runs)) if cluster == "local" else options.cpus_per_job
     n = len(runs)
-    jobs = executor.map_array(run_with_threads, [task] * n, runs, [runs_root] * n, [threads] * n)
+    jobs = executor.map_array(run_with_threads, [task] * n, runs, [runs_root] * n, [threads] * n,
+                              [loaded_plugins()] * n)
     print(f"submitted {n} {cluster} jobs ({jobs[0].job_id} ...); logs in {log_folder}", flush=True)
     run_of = {job.job_id: cfg for job, cfg in zip(jobs, runs)}
     for job in as_completed(jobs, poll_frequency=1 if cluster == "local" else 30):

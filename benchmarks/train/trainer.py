@@ -15,6 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from baselines import Method, MethodSetup, get_method
+from baselines.plugins import method_origin
 from geomreg import DAGR, GeometryGradients, Regularizer
 from geomreg.controls import control_loss
 
@@ -262,6 +263,7 @@ class Trainer:
             "label": self.cfg.label,
             "run_id": self.cfg.run_id(),
             "method": self.cfg.method.name,
+            "method_origin": method_origin(self.cfg.method.name),  # a plugin's file and digest
             "dagr": self.cfg.dagr.enabled,
             "seed": self.cfg.seed,
             "modalities": list(self.model.modalities),
