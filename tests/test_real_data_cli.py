@@ -245,6 +245,24 @@ def test_runs_record_their_data_and_a_partial_copy_is_another_run_marked_in_the_
     assert f"`{record['digest']}`" in table and final["data"]["digest"] not in table
 
 
+@pytest.mark.filterwarnings("ignore:CREMA-D. 1 listed clips")
+def test_a_run_whose_data_changed_after_the_grid_named_it_fails_and_trains_nothing(tmp_path):
+    from benchmarks.data.check import data_check
+    from benchmarks.run.runner import run_one
+
+    root, split_dir = cremad_tree(tmp_path, clips_per_class=2)
+    (cfg,) = expand_grid(load_grid(TABLE1, [*QUICK_GRID, f"run.data.params.root={root}",
+                                            f"run.data.params.split_dir={split_dir}"]))
+    assert data_check("cremad", cfg.data.params).ok  # the grid prepares the cache; its runs are named after it
+    named = run_dir_for(cfg, tmp_path / "runs")
+    drop_audio(root, split_dir, 1)  # the files change before the run loads its data
+    status, run = run_one(cfg, tmp_path / "runs")
+    assert (status, run.path) == ("failed", named.path) and not run.metrics.exists()
+    error = json.loads(run.failed.read_text())["error"]
+    assert error.startswith("DataChangedError: the dataset's files changed while the grid ran: this run directory "
+                            f"is for data {named.path.name.rsplit('-', 1)[1]}, the cache now holds data")
+
+
 def test_shipped_datasets_keep_their_run_directories():
     cfg = expand_grid(load_grid("benchmarks/configs/avdigits.yaml"))[0]
     assert run_dir_for(cfg, Path("runs")).path.name == f"{cfg.label}-{cfg.run_id()}"
