@@ -61,7 +61,8 @@ repeatability: $(STAMP)
 smoke: $(STAMP)
 	$(PY) -m benchmarks reproduce benchmarks/configs/debug.yaml --runs build/smoke/runs --results build/smoke/results $(SEED_SET) $(ARGS)
 
-# Train the default grid (finished runs are skipped, an interrupted grid resumes) and render the tables.
+# Train the default grid (finished runs are skipped, an interrupted grid resumes), draw its figures and
+# render the tables.
 reproduce: $(STAMP)
 	$(PY) -m benchmarks reproduce $(CONFIG) --runs $(RUNS) --results $(RESULTS) --readme README.md --jobs $(JOBS) $(SEED_SET) $(ARGS)
 

@@ -147,6 +147,9 @@ class GBlending(Method):
         self.estimation_lr = params.estimation_lr if params.estimation_lr is not None else setup.lr
         if self.estimation_lr is None:
             raise ConfigError("gblending: set estimation_lr, or give the method setup the run's lr")
+        # The probes' batch order: a generator of its own, since the run's also shuffles the training
+        # batches (drawing from it would change the run's data order against every other method's).
+        self.generator = torch.Generator().manual_seed(setup.generator.initial_seed())
 
     # --- estimation ---------------------------------------------------------------------------
     def is_estimation_epoch(self, epoch: int) -> bool:
@@ -165,7 +168,7 @@ class GBlending(Method):
                               weight_decay=p.estimation_weight_decay)
         for _ in range(self.n_estimation):
             probe.train()
-            for batch in train.batches(s.batch_size, shuffle=True, generator=s.generator,
+            for batch in train.batches(s.batch_size, shuffle=True, generator=self.generator,
                                        drop_last=len(train) > s.batch_size):
                 batch = batch.to(s.device)
                 opt.zero_grad(set_to_none=True)
@@ -205,10 +208,12 @@ class GBlending(Method):
         return terms
 
     def state_dict(self):
-        return {"weights": dict(self.weights)}
+        return {"weights": dict(self.weights), "generator": self.generator.get_state()}
 
     def load_state_dict(self, state):
         weights = state.get("weights")
-        if weights is None or set(weights) != set(self.heads):
-            raise ValueError(f"gblending state must hold weights for {self.heads}, got {state}")
+        if weights is None or set(weights) != set(self.heads) or set(state) != {"weights", "generator"}:
+            raise ValueError(f"gblending state must hold weights for {self.heads} and the probes' generator, "
+                             f"got keys {sorted(state)}")
         self.weights = {k: float(weights[k]) for k in self.heads}
+        self.generator.set_state(state["generator"].cpu())  # a generator state is a CPU tensor

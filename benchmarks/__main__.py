@@ -29,7 +29,7 @@ from .core.strict import ConfigError, did_you_mean
 DISK_DATASETS = ("cremad", "kinetics_sounds")
 # Every command with its one-line summary, in the order --help lists them.
 SUMMARIES = {
-    "reproduce": "train a grid (finished runs are skipped), then render its tables",
+    "reproduce": "train a grid (finished runs are skipped), then draw its figures and render its tables",
     "grid": "train every run of a grid (finished runs are skipped, interrupted ones resume)",
     "tables": "render results/<config>/table.{md,csv,tex} and per_seed.csv from the run records",
     "figures": "draw results/<config>/figures/*.{png,pdf} from the run records",
@@ -77,9 +77,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m benchmarks") -> i
     for name in ("reproduce", "grid", "tables"):
         p = sub.choices[name]
         p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-        p.add_argument("--readme", help="also copy the validation-selected table into this file, between "
-                                        "<!-- table:NAME --> and <!-- /table:NAME --> markers (NAME: the "
-                                        "config file's stem)")
+        p.add_argument("--readme", help="also copy the validation-selected table, the overview figure and a link "
+                                        "to table.md into this file, between <!-- table:NAME --> and "
+                                        "<!-- /table:NAME --> markers (NAME: the config file's stem)")
         p.add_argument("--against", metavar="METHOD",
                        help="also compare every method with this one of the grid's methods, paired by seed")
     sub.choices["tables"].add_argument(
@@ -283,7 +283,7 @@ def dataset_params(dataset, overrides: list[str], **folders: str | None) -> obje
 def cmd_prepare(args) -> int:
     from .data import get_dataset
     from .data.cache import prepare
-    from .data.check import SHOWN
+    from .data.check import problem_lines
 
     dataset = get_dataset(args.dataset)
     given = {item.partition("=")[0].strip() for item in args.overrides} & {"root", "cache_dir"}
@@ -293,13 +293,12 @@ def cmd_prepare(args) -> int:
     cache = prepare(dataset, args.raw, args.out, params, force=args.force)
     left_out, warned = len(cache.skipped), len(cache.warnings)
     print(f"prepared {len(cache.index['clips'])} clips in {cache.path}"
-          + (f"; {left_out} listed clips left out (missing or unreadable)" if left_out else "")
+          + (f"; {left_out} listed clips left out ({len(cache.unreadable)} unreadable, {len(cache.missing)} missing)"
+             if left_out else "")
           + (f"; {warned} clips used with a warning" if warned else "")
           + (f"; all of them in {cache.problems_log}" if left_out or warned else ""))
-    problems = ([f"  left out {clip}: {why}" for clip, why in cache.skipped.items()]
-                + [f"  warning {clip}: {'; '.join(notes)}" for clip, notes in cache.warnings.items()])
-    print("\n".join(problems[:SHOWN] + ([f"  ... and {len(problems) - SHOWN} more"] if len(problems) > SHOWN else [])),
-          end="\n" if problems else "")
+    for line in problem_lines(cache.unreadable, cache.missing, cache.warnings, cache.problems_log):
+        print(line)
     return errors.OK
 
 
@@ -374,7 +373,7 @@ def render_tables(args, targets, partial: bool) -> None:
     record is an error unless ``partial`` (its seeds or overrides differ from the runs trained)."""
     from .report.paper import load_paper_table
     from .report.summaries import grid_records, grid_row_titles
-    from .report.readme import splice_table
+    from .report.readme import front_page, splice_table
     from .report.tables import render
     from .report.targets import shown
     from .grid.config import load_grid
@@ -399,7 +398,7 @@ def render_tables(args, targets, partial: bool) -> None:
                       grid=name, powered=grid.powered or None)
     print(markdown)
     if targets.readme is not None:
-        splice_table(targets.readme, name, markdown)
+        splice_table(targets.readme, name, front_page(markdown, targets.folder, targets.readme))
     print(f"wrote {shown(targets.folder)}/table.md, table.csv, table.tex, per_seed.csv"
           + (f" ({len(missing)} runs missing)" if missing else ""))
 
@@ -407,6 +406,7 @@ def render_tables(args, targets, partial: bool) -> None:
 def cmd_reproduce(args) -> int:
     from .train.distributed import current as current_ranks
 
+    from .report.figures import draw_grid_figures
     from .report.tables import minutes
     from .core.records import GRID_TIME, atomic_write_json
     from .run.runner import grid_time_record
@@ -419,6 +419,8 @@ def cmd_reproduce(args) -> int:
         record = grid_time_record(report, args.jobs, args.executor)
         if record is not None:  # before the tables, which quote it
             atomic_write_json(targets.folder / GRID_TIME, record)
+        # The figures first: the README embeds the overview.
+        draw_grid_figures(args.config, args.overrides, Path(args.runs), targets.folder / "figures")
         render_tables(args, targets, partial=True)  # the tables list the failed and missing runs too
         print(f"make reproduce: trained {len(report.done)} runs ({len(report.skipped)} were already done) in "
               f"{minutes(report.wall_time_s)} with {args.jobs} job{'s' if args.jobs != 1 else ''}; total wall time "

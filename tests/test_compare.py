@@ -112,10 +112,7 @@ def keeps_the_data_order(method: str, params: dict, debug_raw, tmp_path: Path, e
     return torch.equal(trainer.generator.get_state(), shuffles.get_state())
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="G-Blending's weight-estimation copies "
-                                                "shuffle their batches with the run's generator"))
-    if name == "gblending" else name for name in shipped_methods(METHODS)])
+@pytest.mark.parametrize("name", shipped_methods(METHODS))
 def test_every_method_leaves_the_runs_data_order_alone(name, debug_raw, tmp_path):
     """A method's own randomness comes from its own generator, so its runs see the batches of every
     other method at the same seed."""

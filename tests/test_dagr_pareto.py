@@ -1,6 +1,4 @@
 """DAGR's Pareto-balanced weighting (Algorithm 1): the per-encoder rule and its place in the training step."""
-import math
-
 import pytest
 import torch
 
@@ -64,12 +62,13 @@ def one_step_grads(debug_raw, tmp_path, method, dagr):
 
 
 def expected_geometry(trainer, batch, beta):
-    """g_geom per encoder from the definitions: direct autograd of each term, α from flat dot products."""
+    """g_geom per parameter and α per encoder from the definitions: direct autograd of each term, α from
+    flat dot products."""
     model = trainer.model
     model.train()
     out = model(batch.inputs)
     terms = trainer.regularizer(out.embeddings)
-    expected = {}
+    expected, alphas = {}, {}
     for m in model.modalities:
         named = [(n, p) for n, p in model.named_parameters() if n.startswith(f"encoders.{m}.")]
         params = [p for _, p in named]
@@ -78,12 +77,12 @@ def expected_geometry(trainer, batch, beta):
         flat = lambda gs: torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1).double()
                                      for g, p in zip(gs, params)])
         d, i = flat(g_d), flat(g_i)
-        alpha = min(max(float((d - i) @ d / ((i - d) @ (i - d))), 0.0), 1.0)
+        alpha = alphas[m] = min(max(float((d - i) @ d / ((i - d) @ (i - d))), 0.0), 1.0)
         for (n, p), gd, gi in zip(named, g_d, g_i):
             gd = torch.zeros_like(p) if gd is None else gd
             gi = torch.zeros_like(p) if gi is None else gi
             expected[n] = beta * (alpha * gi + (1 - alpha) * gd)
-    return expected
+    return expected, alphas
 
 
 @pytest.mark.parametrize("method", DAGR_METHODS)
@@ -92,7 +91,7 @@ def test_pareto_adds_g_geom_and_leaves_the_method_gradient_unchanged(debug_raw, 
     _, _, host = one_step_grads(debug_raw, tmp_path, method, {"enabled": False})
     trainer, batch, with_dagr = one_step_grads(debug_raw, tmp_path, method,
                                                {"enabled": True, "beta": beta, "tau": 0.1})
-    geom = expected_geometry(trainer, batch, beta)
+    geom, _ = expected_geometry(trainer, batch, beta)
     assert set(with_dagr) == set(host)
     for name, grad in with_dagr.items():
         added = geom.get(name, torch.zeros_like(grad))  # heads get no g_geom
@@ -127,9 +126,13 @@ def test_fixed_weighting_joins_the_loss(debug_raw, tmp_path):
         torch.testing.assert_close(grads[n], g, rtol=1e-4, atol=1e-6)
 
 
-def test_alpha_is_logged_per_encoder(debug_raw, tmp_path):
+def test_alpha_and_the_terms_are_logged_per_encoder(debug_raw, tmp_path):
     trainer, batch, _ = one_step_grads(debug_raw, tmp_path, "joint", {"enabled": True})
-    logs = trainer.compute_gradients(batch)
+    logs = trainer.compute_gradients(batch)  # the same batch and parameters: the same α
+    _, alphas = expected_geometry(trainer, batch, beta=1.0)
+    assert all(0.0 < a < 1.0 for a in alphas.values())  # the interior case, where α is computed, not clipped
     for m in trainer.model.modalities:
-        assert 0.0 <= float(logs[f"dagr/alpha/{m}"]) <= 1.0
-    assert math.isfinite(float(logs["dagr/anchor"].detach()))
+        assert float(logs[f"dagr/alpha/{m}"]) == pytest.approx(alphas[m], rel=1e-4, abs=1e-6)
+    terms = trainer.regularizer(trainer.model(batch.inputs).embeddings)
+    for key in ("anchor", *(f"disperse/{m}" for m in trainer.model.modalities)):
+        assert float(logs[f"dagr/{key}"].detach()) == pytest.approx(float(terms[key].detach()), rel=1e-5)

@@ -186,6 +186,7 @@ def test_missing_and_corrupt_files_are_each_reported_by_name(tmp_path):
     jpg.write_bytes(b"not a jpeg")
     report = data_check("cremad", raw)
     assert not report.ok and set(report.problems) == {missing, bad_wav, bad_jpg}
+    assert set(report.unreadable) == {bad_wav, bad_jpg} and set(report.missing) == {missing}
     assert f"{missing}.wav" in report.problems[missing] and "missing" in report.problems[missing]
     assert f"{bad_wav}.wav" in report.problems[bad_wav] and str(jpg) in report.problems[bad_jpg]
     assert all(clip in str(report) for clip in (missing, bad_wav, bad_jpg)) and "NOT OK" in str(report)
@@ -230,6 +231,21 @@ def test_second_load_reads_the_cache_without_decoding(tmp_path, monkeypatch):
     assert all(torch.equal(a.inputs[m], b.inputs[m]) for m in a.inputs) and torch.equal(a.labels, b.labels)
     with pytest.raises(AssertionError, match="decoded again"):  # another preprocessing param: a new cache
         KineticsSounds.load(params_of("kinetics_sounds", {**raw, "num_mel_bins": 64}))
+
+
+def test_an_index_that_does_not_tell_unreadable_from_missing_clips_is_decoded_again(tmp_path, monkeypatch):
+    raw = fixture_tree(tmp_path, "cremad", "ogm_ge", clips_per_class=1)
+    first = ensure_cache(CremaD, params_of("cremad", raw))
+    older = {k: v for k, v in first.index.items() if k != "unreadable"}  # as written before the split
+    (first.path / "index.json").write_text(json.dumps(older))
+    again = ensure_cache(CremaD, params_of("cremad", raw))
+    assert again.path == first.path and again.index == first.index  # the same cache, written anew
+
+    def no_decoding(*args):
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(cache_module, "decode_clip", no_decoding)
+    assert ensure_cache(CremaD, params_of("cremad", raw)).index == first.index
 
 
 def test_cache_index_records_params_layout_and_clips(tmp_path):

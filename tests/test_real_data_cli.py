@@ -169,14 +169,40 @@ def test_a_partial_copy_prints_a_count_and_the_first_few_and_logs_all(tmp_path, 
     data = sets(f"split_dir={split_dir}", f"frame_size={SMALL}")
     assert main(["prepare", "cremad", "--raw", str(root), "--out", str(out), *data]) == errors.OK
     printed = capsys.readouterr().out.strip().splitlines()
-    assert "14 listed clips left out" in printed[0] and len(printed) == 12  # the first 10 and a count
-    assert printed[-1] == "  ... and 4 more" and sum(wav.stem in "".join(printed) for wav in wavs) == 10
+    assert "14 listed clips left out (0 unreadable, 14 missing)" in printed[0]
     log = next(out.iterdir()) / "problems.txt"
+    assert printed[1] == f"  14 listed clips missing (left out); the first 10 here, all in {log}:"
+    assert len(printed) == 12 and sum(wav.stem in "".join(printed) for wav in wavs) == 10
     assert str(log) in printed[0] and len(log.read_text().splitlines()) == 14
     assert main(["data-check", "cremad", "--root", str(root), "--set", f"cache_dir={out}", *data]) == 1
     report = capsys.readouterr().out
-    assert f"14 listed clips missing or unreadable (left out); the first 10 here, all in {log}" in report
+    assert f"14 listed clips missing (left out); the first 10 here, all in {log}" in report
     assert sum(wav.stem in report for wav in wavs) == 10
+
+
+def test_an_unreadable_clip_is_named_on_screen_before_the_missing_ones(tmp_path, capsys):
+    """One corrupt wav among many absent clips: a different fix (download that file again, not point at
+    another folder), so it is counted apart and listed first, with the decoder's reason."""
+    root, split_dir = cremad_tree(tmp_path, clips_per_class=2)
+    *absent, corrupt = sorted((root / "AudioWAV").glob("*.wav"))[-15:]  # named after every absent one
+    for wav in absent:
+        wav.unlink()
+    corrupt.write_bytes(b"RIFF, but not a wav")
+    out = tmp_path / "out"
+    data = sets(f"split_dir={split_dir}", f"frame_size={SMALL}")
+    assert main(["prepare", "cremad", "--raw", str(root), "--out", str(out), *data]) == errors.OK
+    printed = capsys.readouterr().out.splitlines()
+    log = next(out.iterdir()) / "problems.txt"
+    assert "15 listed clips left out (1 unreadable, 14 missing)" in printed[0]
+    assert printed[1] == "  1 listed clips unreadable (left out; the decoder's reason follows each):"
+    assert printed[2].startswith(f"    {corrupt.stem}: unreadable audio file {corrupt}: ")
+    assert printed[3] == f"  14 listed clips missing (left out); the first 10 here, all in {log}:"
+    assert log.read_text().splitlines()[0].startswith(f"unreadable {corrupt.stem}: unreadable audio file {corrupt}")
+    assert main(["data-check", "cremad", "--root", str(root), "--set", f"cache_dir={out}", *data]) == 1
+    report = capsys.readouterr().out.splitlines()
+    first = next(i for i, line in enumerate(report) if "left out" in line)
+    assert report[first + 1] == printed[2] and report[first + 2] == printed[3]
+    assert report[-1].startswith("NOT OK: 15 of 24 listed clips left out (1 unreadable, 14 missing)")
 
 
 def test_a_cache_given_as_the_root_says_how_to_point_at_it(tmp_path, capsys):
@@ -208,7 +234,7 @@ def test_runs_record_their_data_and_a_partial_copy_is_another_run_marked_in_the_
     drop_audio(root, split_dir, 3)  # a partial copy at the same place
     assert main(["reproduce", *grid]) == errors.DATA_NOT_SUFFICIENT  # refused without the opt-in
     err = capsys.readouterr().err
-    assert "NOT OK: 3 of 24 listed clips missing" in err and "--allow-missing 3" in err
+    assert "NOT OK: 3 of 24 listed clips left out (0 unreadable, 3 missing)" in err and "--allow-missing 3" in err
     assert main(["reproduce", *grid, "--allow-missing", "0.2"]) == errors.OK
     assert "1 runs trained, 0 already done" in capsys.readouterr().out  # not the full copy's run
     partial = next(p for p in (tmp_path / "runs" / "cremad").iterdir() if p != full)
@@ -217,6 +243,24 @@ def test_runs_record_their_data_and_a_partial_copy_is_another_run_marked_in_the_
     table = (tmp_path / "results" / "table1_cremad" / "table.md").read_text()
     assert "**PARTIAL DATA**" in table and "3 missing or unreadable clips left out" in table
     assert f"`{record['digest']}`" in table and final["data"]["digest"] not in table
+
+
+@pytest.mark.filterwarnings("ignore:CREMA-D. 1 listed clips")
+def test_a_run_whose_data_changed_after_the_grid_named_it_fails_and_trains_nothing(tmp_path):
+    from benchmarks.data.check import data_check
+    from benchmarks.run.runner import run_one
+
+    root, split_dir = cremad_tree(tmp_path, clips_per_class=2)
+    (cfg,) = expand_grid(load_grid(TABLE1, [*QUICK_GRID, f"run.data.params.root={root}",
+                                            f"run.data.params.split_dir={split_dir}"]))
+    assert data_check("cremad", cfg.data.params).ok  # the grid prepares the cache; its runs are named after it
+    named = run_dir_for(cfg, tmp_path / "runs")
+    drop_audio(root, split_dir, 1)  # the files change before the run loads its data
+    status, run = run_one(cfg, tmp_path / "runs")
+    assert (status, run.path) == ("failed", named.path) and not run.metrics.exists()
+    error = json.loads(run.failed.read_text())["error"]
+    assert error.startswith("DataChangedError: the dataset's files changed while the grid ran: this run directory "
+                            f"is for data {named.path.name.rsplit('-', 1)[1]}, the cache now holds data")
 
 
 def test_shipped_datasets_keep_their_run_directories():

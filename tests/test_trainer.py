@@ -1,5 +1,6 @@
 """The training loop: determinism, failures, resume, and the method contract."""
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -43,9 +44,12 @@ class ExplodesAtEpoch1(Method):
 
 
 def metrics(run_dir: Path) -> list:
+    """The per-epoch records less the wall times in seconds (``time_s``, a hook's such as ``gblend/estimate_s``)."""
     rows = RunDir(run_dir).read_metrics()
     for r in rows:
         r.pop("time_s")
+        for hook in ("method_start", "method_end"):
+            r[hook] = {k: v for k, v in r[hook].items() if not k.endswith("_s")}
     return rows
 
 
@@ -87,13 +91,53 @@ def test_nan_loss_fails_that_run_and_the_grid_goes_on(tmp_path):
     assert not (Path(report.failed[0]) / "last.pt").exists()
 
 
-def test_interrupted_run_resumes_to_the_same_result(debug_raw, tmp_path, train_interrupted):
-    cfg = resolve_run({**debug_raw, "optim": {**debug_raw["optim"], "epochs": 4}, "dagr": {"enabled": True}})
+# (method, its params, optim settings, epochs, the epoch the run is interrupted at): the shipped grids'
+# schedules, and the methods whose state is estimated at an epoch's start and carried over the break.
+RESUMED = {
+    "scheduler none, with DAGR": ("joint", {}, {"scheduler": "none"}, 4, 2),
+    "cosine": ("joint", {}, {"scheduler": "cosine"}, 4, 2),
+    "step": ("joint", {}, {"scheduler": "step", "step_size": 3, "gamma": 0.5}, 4, 2),  # the decay after the break
+    "AGM's running scores": ("agm", {}, {}, 3, 2),
+    "PMR's prototypes, blended from the third pass": ("pmr", {"momentum": 0.5, "modulation_end_fraction": 1.0},
+                                                      {}, 4, 3),
+    "G-Blending's weights of the estimation at epoch 2": ("gblending", {"super_epoch_fraction": 0.5}, {}, 4, 3),
+}
+
+
+@pytest.mark.parametrize("case", RESUMED)
+def test_interrupted_run_resumes_to_the_same_result(case, debug_raw, tmp_path, train_interrupted):
+    method, params, optim, epochs, at_epoch = RESUMED[case]
+    cfg = resolve_run({**debug_raw, "optim": {**debug_raw["optim"], **optim, "epochs": epochs},
+                       "method": {"name": method, "params": params}, "dagr": {"enabled": case.endswith("DAGR")}})
     _, straight = run_one(cfg, tmp_path / "straight")
     run = run_dir_for(cfg, tmp_path / "resumed")
-    resume = train_interrupted(cfg, run, at_epoch=2)
-    assert run.last.exists() and not run.is_done() and len(run.read_metrics()) == 2
+    resume = train_interrupted(cfg, run, at_epoch=at_epoch)
+    assert run.last.exists() and not run.is_done() and len(run.read_metrics()) == at_epoch
     resume()
+    assert metrics(run.path) == metrics(straight.path)
+    assert run.test_predictions.read_bytes() == straight.test_predictions.read_bytes()
+
+
+def test_a_crash_between_the_metrics_and_the_checkpoint_redoes_that_epoch_once(debug_raw, tmp_path, monkeypatch):
+    """metrics.jsonl already holds epoch 1 but last.pt is still epoch 0's: the resume drops the row and the
+    predictions of the epoch it trains again."""
+    cfg = resolve_run({**debug_raw, "optim": {**debug_raw["optim"], "epochs": 3}})
+    _, straight = run_one(cfg, tmp_path / "straight")
+    checkpoint = Trainer._checkpoint
+
+    def crash_at_epoch_1(self, rows, epoch, elapsed):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        checkpoint(self, rows, epoch, elapsed)
+
+    run = run_dir_for(cfg, tmp_path / "resumed")
+    monkeypatch.setattr(Trainer, "_checkpoint", crash_at_epoch_1)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(cfg, run).fit()
+    assert [r["epoch"] for r in run.read_metrics()] == [0, 1]
+    assert torch.load(run.last, weights_only=False)["epoch"] == 0
+    monkeypatch.setattr(Trainer, "_checkpoint", checkpoint)
+    Trainer(cfg, run).fit()
     assert metrics(run.path) == metrics(straight.path)
     assert run.test_predictions.read_bytes() == straight.test_predictions.read_bytes()
 
@@ -131,6 +175,25 @@ def test_killed_grid_resumes_without_redoing_finished_runs(tmp_path):
     assert all(p.stat().st_mtime_ns == t for p, t in finished.items())
 
 
+def test_ctrl_c_stops_a_grid_with_exit_130_and_the_next_call_resumes_the_run(tmp_path):
+    cmd = [sys.executable, "-m", "benchmarks", "grid", "benchmarks/configs/debug.yaml", "--runs", str(tmp_path),
+           "--no-progress", "--set", "seeds=[0]", "--set", "run.optim.epochs=6", "--set", "references=[]",
+           "--set", "dagr_arms=[none]"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not list(tmp_path.glob("debug/*/last.pt")) and time.time() < deadline:  # one epoch checkpointed
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "interrupted", err
+    (run,) = (RunDir(p) for p in tmp_path.glob("debug/*"))
+    assert run.last.exists() and not run.is_done()
+    first_epoch = run.metrics.read_text().splitlines()[0]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert "1 runs trained, 0 already done" in out and run.is_done() and len(run.read_metrics()) == 6
+    assert run.metrics.read_text().splitlines()[0] == first_epoch  # resumed from last.pt, not trained again
+
+
 TRAINABLE_METHODS = sorted(name for name in METHODS if not name.startswith("test_"))
 
 
@@ -143,9 +206,11 @@ def test_every_method_gives_every_learning_parameter_a_finite_gradient(name, dag
     params = {"modality": "visual"} if name == "unimodal" else {}
     cfg = resolve_run({**debug_raw, "method": {"name": name, "params": params}, "dagr": {"enabled": dagr}})
     trainer = Trainer(cfg, run_dir_for(cfg, tmp_path))
+    trainer.method.on_epoch_start(0)  # prototypes, blending weights, ...
     for _ in range(2):
         batch = next(trainer.data.train.batches(16, shuffle=True, generator=trainer.generator))
-        trainer.train_step(batch)
+        logs = trainer.train_step(batch)
+        assert all(torch.isfinite(torch.as_tensor(v)).all() for v in logs.values()), f"{name}: {logs}"
     for pname, p in trainer.model.named_parameters():
         assert p.grad is not None, f"{name}: {pname} got no gradient"
         assert torch.isfinite(p.grad).all(), f"{name}: {pname} has a non-finite gradient"

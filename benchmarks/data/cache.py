@@ -7,10 +7,11 @@ A cache folder ``<cache_dir>/<dataset>-<layout>-<key>/`` holds
   (the frame count is only known after decoding, so the frames are appended rather than padded);
 * ``n_frames.npy``, ``labels.npy``: int64, per clip;
 * ``index.json``: clip names and splits, class names, the preprocessing params and their key, the
-  source layout, the shapes, the listed clips that were missing or unreadable (``skipped``), the
-  clips that decoded with a warning (``warnings``), the digest of the source files (``sources``) and
-  the data fingerprint a run records (``fingerprint``);
-* ``problems.txt``: every left-out clip and every warning, one per line.
+  source layout, the shapes, the listed clips left out with the reason (``skipped``), those of them
+  whose files were found but could not be decoded (``unreadable``; the others are missing), the clips
+  that decoded with a warning (``warnings``), the digest of the source files (``sources``) and the
+  data fingerprint a run records (``fingerprint``);
+* ``problems.txt``: every unreadable clip, then every missing one, then every warning, one per line.
 
 The key hashes every preprocessing param, the layout and the clip lists, so changing any of them
 prepares a new folder. The source digest covers the path, size and modification time of every
@@ -151,7 +152,20 @@ class PreparedCache:
 
     @property
     def skipped(self) -> dict[str, str]:
+        """Every listed clip left out, with the reason: unreadable or missing."""
         return self.index["skipped"]
+
+    @property
+    def unreadable(self) -> dict[str, str]:
+        """The left-out clips whose files were found but could not be decoded, with the decoder's reason
+        (a corrupt file: download it again)."""
+        return {clip: self.skipped[clip] for clip in self.index["unreadable"]}
+
+    @property
+    def missing(self) -> dict[str, str]:
+        """The left-out clips whose files were not found (usually a wrong root or layout)."""
+        unreadable = set(self.index["unreadable"])
+        return {clip: why for clip, why in self.skipped.items() if clip not in unreadable}
 
     @property
     def warnings(self) -> dict[str, list[str]]:
@@ -195,9 +209,9 @@ def ensure_cache(dataset, p: DiskParams) -> PreparedCache:
     """The cache for these params, prepared from ``p.root`` on first use and whenever its files changed."""
     cache = prepare(dataset, dataset_root(dataset, p), cache_root(dataset, p), p)
     if cache.skipped:
-        warnings.warn(f"{dataset.title}: {len(cache.skipped)} listed clips are missing or unreadable and are "
-                      f"left out (names in {cache.problems_log}); `python -m benchmarks data-check "
-                      f"{dataset.name}` lists them", stacklevel=2)
+        warnings.warn(f"{dataset.title}: {len(cache.skipped)} listed clips are left out ({len(cache.unreadable)} "
+                      f"unreadable, {len(cache.missing)} missing; names in {cache.problems_log}); `python -m "
+                      f"benchmarks data-check {dataset.name}` lists them", stacklevel=2)
     return cache
 
 
@@ -226,7 +240,7 @@ def prepare(dataset, raw_root: str | Path, out_root: str | Path, params: DiskPar
     scan = locate_sources(plan)
     if (final / INDEX).exists() and not force:
         cache = open_cache(final)
-        if cache.index.get("sources") == scan.digest:
+        if up_to_date(cache.index, scan.digest):
             return cache
         print(f"{dataset.title}: the files under {plan.root} changed since {final} was prepared; decoding again",
               file=sys.stderr)
@@ -237,12 +251,15 @@ def prepare(dataset, raw_root: str | Path, out_root: str | Path, params: DiskPar
     require_writable(out_root, "cache folder (set cache_dir, or CACHE_DIR= for make, to a writable folder)")
     with staged_folder(final) as temp:
         write_cache(temp, plan, scan, workers)
-        publish(temp, final, keep_existing=lambda existing: not force and same_sources(existing, scan.digest))
+        publish(temp, final, keep_existing=lambda existing: not force and up_to_date(
+            json.loads((existing / INDEX).read_text()), scan.digest))
     return open_cache(final)
 
 
-def same_sources(folder: Path, digest: str) -> bool:
-    return json.loads((folder / INDEX).read_text()).get("sources") == digest
+def up_to_date(index: dict, digest: str) -> bool:
+    """The index was written from these source files, by a prepare that tells unreadable clips from
+    missing ones (an older index is decoded again)."""
+    return index.get("sources") == digest and "unreadable" in index
 
 
 @dataclass(frozen=True)
@@ -336,7 +353,7 @@ def source_files(src: ClipSources) -> list[Path]:
 def write_cache(folder: Path, plan: CachePlan, scan: SourceScan, workers: int | None) -> None:
     """Decode the found clips into ``folder``; clips that fail are left out with the reason."""
     dataset, p, clips = plan.dataset, plan.params, plan.clips
-    rows, n_frames, skipped, notes = [], [], dict(scan.missing), {}
+    rows, n_frames, unreadable, notes = [], [], {}, {}
     with open(folder / AUDIO, "wb") as audio_out, open(folder / FRAMES, "wb") as frames_out:
         decoded = decode_all(dataset, p, [src for _, src in scan.found], workers)
         progress = tqdm(zip(scan.found, decoded), total=len(scan.found), desc=f"prepare {dataset.name}")
@@ -344,7 +361,7 @@ def write_cache(folder: Path, plan: CachePlan, scan: SourceScan, workers: int | 
             if warned:
                 notes[clips.clips[i]] = warned
             if error:
-                skipped[clips.clips[i]] = error
+                unreadable[clips.clips[i]] = error
                 continue
             audio, frames = result
             audio_out.write(audio.astype(np.float16).tobytes())
@@ -361,13 +378,15 @@ def write_cache(folder: Path, plan: CachePlan, scan: SourceScan, workers: int | 
         "preprocessing": dataset.preprocessing(p), "layout": plan.layout.name, "source_root": str(plan.root),
         "audio_precomputed": plan.layout.audio_is_feature,
         "class_names": list(clips.class_names), "clips": list(used.clips), "splits": list(used.splits),
-        "skipped": dict(sorted(skipped.items())), "warnings": dict(sorted(notes.items())), "listed": listed,
+        "skipped": dict(sorted({**scan.missing, **unreadable}.items())), "unreadable": sorted(unreadable),
+        "warnings": dict(sorted(notes.items())), "listed": listed,
         "audio_shape": list(dataset.audio_shape(p)), "frame_size": p.frame_size, "sources": scan.digest,
         "fingerprint": data_fingerprint(plan.key, used.digest, used.splits, listed),
     }
     (folder / INDEX).write_text(json.dumps(index, indent=1))
-    (folder / PROBLEMS).write_text("".join(f"left out {clip}: {why}\n" for clip, why in index["skipped"].items())
-                                   + "".join(f"warning {clip}: {note}\n" for clip, warned in notes.items()
+    (folder / PROBLEMS).write_text("".join(f"unreadable {clip}: {why}\n" for clip, why in sorted(unreadable.items()))
+                                   + "".join(f"missing {clip}: {why}\n" for clip, why in sorted(scan.missing.items()))
+                                   + "".join(f"warning {clip}: {note}\n" for clip, warned in sorted(notes.items())
                                              for note in warned))
 
 

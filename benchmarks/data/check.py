@@ -2,8 +2,9 @@
 
 It prepares the cache if needed (decoding every clip once, or again after the files changed), then
 reports the clips per split and per class, the tensor shapes the model receives, and the listed
-clips that are missing or unreadable and those that decoded with a warning (the first few here, all
-in the cache's ``problems.txt``). A copy with clips left out is sufficient only within an explicit
+clips left out, the unreadable ones (a corrupt file, with the decoder's reason) before the missing
+ones (usually a wrong folder), and those that decoded with a warning (the first few of each here,
+all in the cache's ``problems.txt``). A copy with clips left out is sufficient only within an explicit
 allowance (:class:`AllowMissing`): Kinetics-Sounds copies are rarely complete.
 """
 from __future__ import annotations
@@ -60,10 +61,16 @@ class Report:
     listed: dict[str, int]  # split -> clips in the split list
     class_counts: dict[str, dict[str, int]]  # split -> class name -> clips available
     shapes: dict[str, tuple[int, ...]]  # modality -> shape of one item
-    problems: dict[str, str]  # clip -> why it is missing or unreadable
+    unreadable: dict[str, str]  # clip -> why its files could not be decoded (left out)
+    missing: dict[str, str]  # clip -> which of its files were not found (left out)
     warnings: dict[str, list[str]]  # clip -> what looked wrong while decoding it (the clip is used)
     fingerprint: dict[str, Any]  # what a run on this copy records (benchmarks.data.cache.data_fingerprint)
     log: Path  # every problem and warning, one per line
+
+    @property
+    def problems(self) -> dict[str, str]:
+        """Every listed clip left out, with the reason."""
+        return {**self.unreadable, **self.missing}
 
     @property
     def absent_classes(self) -> dict[str, list[str]]:
@@ -93,24 +100,16 @@ class Report:
         lines.append("  item shapes: " + ", ".join(f"{m} {tuple(s)}" for m, s in self.shapes.items()))
         lines += [f"  class {name!r} absent from {split}"
                   for split, names in self.absent_classes.items() for name in names]
-        lines += self._listing("listed clips missing or unreadable (left out)",
-                               [f"{clip}: {why}" for clip, why in self.problems.items()])
-        lines += self._listing("clips used with a warning",
-                               [f"{clip}: {'; '.join(notes)}" for clip, notes in self.warnings.items()])
+        lines += problem_lines(self.unreadable, self.missing, self.warnings, self.log)
         return "\n".join(lines + [self.verdict(allow)])
-
-    def _listing(self, what: str, items: list[str]) -> list[str]:
-        if not items:
-            return []
-        more = f"; the first {SHOWN} here, all in {self.log}" if len(items) > SHOWN else ""
-        return [f"  {len(items)} {what}{more}:"] + [f"    {item}" for item in items[:SHOWN]]
 
     def verdict(self, allow: AllowMissing) -> str:
         left_out, listed = len(self.problems), sum(self.listed.values())
         if self.sufficient(allow):
             return "ok" if not left_out else (f"ok with a PARTIAL copy: {left_out} of {listed} listed clips left "
                                               f"out, within --allow-missing {allow}")
-        reasons = [f"{left_out} of {listed} listed clips missing or unreadable"] if left_out else []
+        reasons = [f"{left_out} of {listed} listed clips left out ({len(self.unreadable)} unreadable, "
+                   f"{len(self.missing)} missing)"] if left_out else []
         reasons += ["classes absent"] if any(self.absent_classes.values()) else []
         hint = ("; to train on the clips that are there, allow the gap explicitly: --allow-missing "
                 f"{left_out} (ALLOW_MISSING={left_out} for make), or a fraction such as 0.05"
@@ -133,8 +132,24 @@ def data_check(dataset_name: str, params: DiskParams | Mapping[str, Any]) -> Rep
             batch = next(cached_split(cache, split, p, LoaderOptions()).for_evaluation().batches(1))
             shapes = {m: tuple(x.shape[1:]) for m, x in batch.inputs.items()}
     return Report(dataset_name, cache.path, cache.index["layout"], cache.index["audio_precomputed"],
-                  cache.index["listed"], class_counts, shapes, cache.skipped, cache.warnings, cache.fingerprint,
-                  cache.problems_log)
+                  cache.index["listed"], class_counts, shapes, cache.unreadable, cache.missing, cache.warnings,
+                  cache.fingerprint, cache.problems_log)
+
+
+def problem_lines(unreadable: Mapping[str, str], missing: Mapping[str, str], warned: Mapping[str, list[str]],
+                  log: Path) -> list[str]:
+    """The clips left out and those used with a warning, each kind counted and its first few named.
+    Unreadable clips come first: one corrupt file among many absent ones is the one to download again."""
+    return (listing("listed clips unreadable (left out; the decoder's reason follows each)", unreadable, log)
+            + listing("listed clips missing (left out)", missing, log)
+            + listing("clips used with a warning", {c: "; ".join(notes) for c, notes in warned.items()}, log))
+
+
+def listing(what: str, reasons: Mapping[str, str], log: Path) -> list[str]:
+    if not reasons:
+        return []
+    more = f"; the first {SHOWN} here, all in {log}" if len(reasons) > SHOWN else ""
+    return [f"  {len(reasons)} {what}{more}:"] + [f"    {clip}: {why}" for clip, why in list(reasons.items())[:SHOWN]]
 
 
 def disk_data(data_cfgs: Iterable) -> list:

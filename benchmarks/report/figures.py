@@ -9,7 +9,8 @@ each epoch when ``eval.geometry`` is on). Figures, PNG and PDF each:
 * ``similarity_figure``: Figure 3 analogue, matched vs mismatched cross-modal cosine histograms at the
   validation-selected epoch without and with DAGR (pooled over seeds), with Δμ and KS, and Recall@K.
 * ``accuracy_overview``: multimodal test accuracy per method and arm, unimodal references as lines,
-  and beside it each regularizer arm's Δ against no regularizer with its 95% paired interval.
+  and below it each regularizer arm's Δ against no regularizer with its 95% paired interval (the
+  README embeds it).
 * ``sensitivity_figure``: validation accuracy over a (τ, t) sweep
   (:func:`benchmarks.report.summaries.sensitivity_summary`).
 
@@ -30,6 +31,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from ..grid.config import ARM_TITLES, load_grid
+from .readme import OVERVIEW
 from .statistics import PairedComparison, paired_verdicts
 from .summaries import (COLUMNS, SELECTION, MissingData, Record, arm_of, compare, grid_records, method_of, results_frame,
                         row_name, row_order, selected_row, sensitivity_summary)
@@ -259,8 +261,8 @@ def selected_accuracy(record: Record) -> float:
 
 
 def accuracy_overview(records: list[Record], out_stem: str | Path) -> list[Path]:
-    """Left: per method, multimodal test accuracy (validation-selected) per arm, bars ± seed std,
-    unimodal references as horizontal lines. Right: per method, each regularizer arm's Δ against
+    """Top: per method, multimodal test accuracy (validation-selected) per arm, bars ± seed std,
+    unimodal references as horizontal lines. Below: per method, each regularizer arm's Δ against
     no regularizer, paired by seed, with its 95% interval (marker: the verdict)."""
     cells: dict[str, dict[str, list[float]]] = {}
     references: dict[str, list[float]] = {}
@@ -274,8 +276,9 @@ def accuracy_overview(records: list[Record], out_stem: str | Path) -> list[Path]
         raise MissingData("no finished multimodal runs")
     methods = sorted(cells, key=row_order)
     arms = [a for a in ARM_TITLES if any(a in cells[m] for m in methods)]
-    fig = Figure(figsize=(max(12.0, 2.6 * len(methods) + 6), 4.4), layout="constrained")
-    accuracy_ax, delta_ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
+    # One above the other, the methods at the same x: a figure about as wide as a page (the README's).
+    fig = Figure(figsize=(max(8.0, 1.2 * len(methods) + 2), 8.0), layout="constrained")
+    accuracy_ax, delta_ax = fig.subplots(2, 1, gridspec_kw={"height_ratios": [3, 2]})
     accuracy_panel(accuracy_ax, cells, references, methods, arms)
     delta_panel(delta_ax, records, methods, [a for a in arms if a != "none"])
     fig.suptitle("Multimodal test accuracy at the validation-selected epoch")
@@ -396,7 +399,7 @@ def figure_plan(grid, records: list[Record], stem: Path) -> list[tuple[str, list
             plan.append((f"similarity_{method}", own, SIMILARITY_ARMS, lambda own=own, method=method:
                          similarity_figure(own, f"{stem}/similarity_{method}", method=method)))
     if {"none", "dagr"} <= set(grid.dagr_arms):
-        plan.append(("overview", records, ("none", "dagr"), lambda: accuracy_overview(records, f"{stem}/overview")))
+        plan.append((OVERVIEW, records, ("none", "dagr"), lambda: accuracy_overview(records, f"{stem}/{OVERVIEW}")))
     return plan
 
 
