@@ -36,6 +36,8 @@ SUMMARIES = {
     "robustness": "test accuracy of a grid's finished runs with one modality missing or corrupted",
     "verify": "re-train a fixed sample of a grid: identical to, consistent with, or inconsistent with its committed results",
     "repeatability": "train a short sample of a grid three ways on this machine and check that the records repeat",
+    "bn-check": "re-train one run to an epoch and validate it with its BatchNorm statistics as trained and re-estimated",
+    "seed-plan": "choose a powered grid's seed count from a pilot grid's committed per-seed results",
     "numerics-probe": "digest the kernels a run uses under each numerics setting, or compare two machines' digests",
     "list": "list the registered methods (with how DAGR joins each) and datasets",
     "prepare": "decode CREMA-D or Kinetics-Sounds once into a cache folder",
@@ -98,6 +100,19 @@ def main(argv: list[str] | None = None, prog: str = "python -m benchmarks") -> i
                                        help="the grid whose committed seeds give each cell's spread on hardware that is "
                                             "not bit-comparable (default: the grid itself)")
     add_probe_arguments(sub.add_parser("numerics-probe", description=SUMMARIES["numerics-probe"]))
+    p = sub.add_parser("bn-check", description=SUMMARIES["bn-check"])
+    p.add_argument("config", help="grid YAML, e.g. benchmarks/configs/avdigits_lr.yaml")
+    p.add_argument("--method", required=True, help="the method whose run without DAGR is re-trained")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epoch", type=int, action="append", required=True, help="an epoch to check (repeatable)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="a config override, e.g. --set run.optim.lr=0.05 (repeatable)")
+    p = sub.add_parser("seed-plan", description=SUMMARIES["seed-plan"])
+    p.add_argument("pilot", help="the pilot grid's per_seed.csv, e.g. results/avdigits/per_seed.csv")
+    p.add_argument("--target", action="append", default=[], type=key_value, metavar="METHOD=POINTS",
+                   help="a method's 95%% half-width target; METHOD 'default' sets every other method's (repeatable)")
+    p.add_argument("--max-seeds", type=int, default=30, help="the budget: at most this many seeds (default 30)")
+    p.add_argument("--out", help="also write the plan to this markdown file")
     p = sub.add_parser("repeatability", description=SUMMARIES["repeatability"])
     p.add_argument("config", help="grid YAML, e.g. benchmarks/configs/avdigits.yaml")
     p.add_argument("--method", default="dgl", help="the method of the sample (default: dgl)")
@@ -473,6 +488,48 @@ def cmd_repeatability(args) -> int:
     return errors.OK if ok else 1
 
 
+def cmd_bn_check(args) -> int:
+    from dataclasses import replace
+
+    from .grid.config import expand_grid, load_grid
+    from .run.bn_check import check
+
+    grid = load_grid(args.config, args.overrides)
+    if args.method not in grid.methods:
+        raise ConfigError(f"--method {args.method!r}: not a method of this grid; choose from {sorted(grid.methods)}"
+                          + did_you_mean(args.method, grid.methods))
+    grid = replace(grid, methods={args.method: grid.methods[args.method]}, dagr_arms=["none"], references=[],
+                   seeds=[args.seed])
+    for cfg in expand_grid(grid):  # one run per sweep point
+        for epoch in args.epoch:
+            result = check(cfg, epoch)
+            print(f"{cfg.label} (lr {cfg.optim.lr}) epoch {epoch}: validation accuracy {result.val_acc:.4f} as "
+                  f"trained, {result.val_acc_recalibrated:.4f} with BatchNorm statistics re-estimated on train")
+    return errors.OK
+
+
+def cmd_seed_plan(args) -> int:
+    import pandas as pd
+
+    from baselines import METHODS
+    from .core.records import atomic_write_text
+    from .report.seed_plan import pilot_differences, plan, render
+
+    differences = pilot_differences(pd.read_csv(args.pilot))
+    given = dict(args.target)
+    default = float(given.pop("default", "1.0"))
+    unknown = set(given) - set(differences)
+    if unknown:
+        raise ConfigError(f"--target {sorted(unknown)[0]}: not a method of the pilot; choose from {sorted(differences)}")
+    targets = {m: float(given.get(m, default)) for m in differences}
+    text = render(plan(differences, targets, args.max_seeds), args.pilot, args.max_seeds,
+                  {name: cls.title for name, cls in METHODS.items()})
+    print(text)
+    if args.out:
+        atomic_write_text(Path(args.out), text)
+    return errors.OK
+
+
 def cmd_numerics_probe(args) -> int:
     import json
 
@@ -505,6 +562,7 @@ def cmd_docs(args) -> int:
 
 
 COMMANDS = {"docs": cmd_docs, "list": cmd_list, "verify": cmd_verify, "numerics-probe": cmd_numerics_probe,
+            "seed-plan": cmd_seed_plan, "bn-check": cmd_bn_check,
             "repeatability": cmd_repeatability,
             "grid": cmd_grid, "tables": cmd_tables, "reproduce": cmd_reproduce, "figures": cmd_figures,
             "robustness": cmd_robustness, "prepare": cmd_prepare, "data-check": cmd_data_check}

@@ -251,3 +251,25 @@ def test_pair_methods_refuse_a_single_modality_model(name, debug_raw):
     setup = MethodSetup(data, 2, 16, torch.device("cpu"), torch.Generator())
     with pytest.raises(ConfigError, match=f"method '{name}' needs two modalities"):
         METHODS[name](METHODS[name].Params(), model, setup)
+
+
+def test_bn_check_re_estimates_the_statistics_as_one_pass_over_train(debug_raw, tmp_path):
+    from benchmarks.run.bn_check import check, recalibrate_batch_norm
+
+    cfg = resolve_run(debug_raw)
+    trainer = Trainer(cfg, run_dir_for(cfg, tmp_path))
+    trainer.train_one_epoch(0)
+    norm = next(m for m in trainer.model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    batch_means = []
+    hook = norm.register_forward_hook(lambda m, inputs, _: batch_means.append(inputs[0].mean(dim=(0, 2, 3))))
+    norm.running_mean.fill_(100.0)  # statistics out of step with the weights
+    recalibrate_batch_norm(trainer)
+    hook.remove()
+    # the cumulative average of the pass's batch means (every debug batch has the same size)
+    torch.testing.assert_close(norm.running_mean, torch.stack(batch_means).mean(0))
+    assert norm.momentum == 0.1 and not trainer.model.training
+    result = check(cfg, epoch=1)
+    assert result.epoch == 1 and 0 <= result.val_acc <= 1 and 0 <= result.val_acc_recalibrated <= 1
+    # re-training to an epoch is the run itself: the same validation accuracy as its record
+    straight = run_one(cfg, tmp_path / "straight")[1]
+    assert result.val_acc == straight.read_metrics()[1]["val"]["acc"]

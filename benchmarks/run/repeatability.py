@@ -25,8 +25,9 @@ from pathlib import Path
 import torch
 import yaml
 
-from ..core.strict import to_dict
-from ..grid.config import GridConfig, expand_grid
+from ..core.numerics import current_mode
+from ..core.strict import ConfigError, to_dict
+from ..grid.config import GridConfig, RunConfig, expand_grid
 from ..grid.naming import run_dir_for
 from .runner import run_grid
 
@@ -68,7 +69,11 @@ def interrupted_then_resumed(grid_file: Path, runs: Path, first_run_dir: Path, t
 
 
 def check(grid: GridConfig, method: str, epochs: int, root: Path) -> tuple[list[str], bool]:
-    """Train the sample the three ways under ``root``; the report's lines and whether everything repeated."""
+    """Train the sample the three ways under ``root``; the report's lines and whether everything repeated.
+    Only the portable numerics promise it: there every run uses one thread, in this process or a worker."""
+    if current_mode() != "portable":
+        raise ConfigError("repeatability: run it in the portable numerics (the native mode's thread count differs "
+                          "between this process and the workers, and so do its records)")
     if root.exists() and any(root.iterdir()):
         raise FileExistsError(f"repeatability: {root} is not empty; earlier records would be compared instead "
                               "of training afresh")
@@ -84,9 +89,15 @@ def check(grid: GridConfig, method: str, epochs: int, root: Path) -> tuple[list[
     resumed = root / "resumed"
     how = interrupted_then_resumed(grid_file, resumed, run_dir_for(runs[0], resumed).path)
     ways[f"command line, {how}"] = resumed
-    reference = {cfg.label: fingerprint(run_dir_for(cfg, ways["one job"])) for cfg in runs}
-    lines, ok = [f"sample: {', '.join(reference)} ({epochs} epochs)"], True
-    for way, folder in list(ways.items())[1:]:
+    return compare_ways(runs, ways)
+
+
+def compare_ways(runs: list[RunConfig], ways: dict[str, Path]) -> tuple[list[str], bool]:
+    """Each way's records against the first way's: the report's lines and whether all are identical."""
+    first, *others = ways.items()
+    reference = {cfg.label: fingerprint(run_dir_for(cfg, first[1])) for cfg in runs}
+    lines, ok = [f"sample: {', '.join(reference)} ({runs[0].optim.epochs} epochs)"], True
+    for way, folder in others:
         differing = []
         for cfg in runs:
             got = fingerprint(run_dir_for(cfg, folder))
@@ -94,5 +105,5 @@ def check(grid: GridConfig, method: str, epochs: int, root: Path) -> tuple[list[
             if parts:
                 differing.append(f"{cfg.label} ({', '.join(parts)})")
         ok &= not differing
-        lines.append(f"{way}: " + (f"DIFFERENT: {'; '.join(differing)}" if differing else "identical to one job"))
+        lines.append(f"{way}: " + (f"DIFFERENT: {'; '.join(differing)}" if differing else f"identical to {first[0]}"))
     return lines, ok

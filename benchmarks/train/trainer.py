@@ -132,11 +132,7 @@ class Trainer:
                    total=self.cfg.optim.epochs)
         for epoch in bar:
             t0 = time.perf_counter()
-            row: dict[str, Any] = {"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"]}
-            row["method_start"] = self.method.on_epoch_start(epoch)
-            row["train"] = self.train_epoch(epoch)
-            self.scheduler.step()
-            row["method_end"] = self.method.on_epoch_end(epoch)
+            row = self.train_one_epoch(epoch)
             if self.ranks.is_main:  # rank 0 evaluates and writes the records; the other ranks wait
                 row["val"] = self.evaluate_split(self.data.val, "val" in self.cfg.eval.geometry)
                 row["test"] = self.evaluate_split(self.data.test, "test" in self.cfg.eval.geometry,
@@ -156,6 +152,16 @@ class Trainer:
         self.run_dir.last.unlink(missing_ok=True)  # resume state is no longer needed
         atomic_write_text(self.run_dir.done, "")
         return final
+
+    def train_one_epoch(self, epoch: int) -> dict[str, Any]:
+        """One epoch without its evaluation: the method's epoch hooks around the training passes, then the
+        schedule's step; the epoch's record so far."""
+        row: dict[str, Any] = {"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"]}
+        row["method_start"] = self.method.on_epoch_start(epoch)
+        row["train"] = self.train_epoch(epoch)
+        self.scheduler.step()
+        row["method_end"] = self.method.on_epoch_end(epoch)
+        return row
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         self.model.train()
