@@ -70,13 +70,17 @@ def test_params_and_schedule():
     class S:  # only what __init__ reads
         epochs = 100
         lr = 0.002
+        generator = torch.Generator().manual_seed(0)
 
     class M:
         modalities = ("audio", "visual")
 
-    online = GBlending(GBlendingParams(), M(), S())
-    assert online.super_epoch == 10 and online.n_estimation == 10
-    assert [e for e in range(35) if online.is_estimation_epoch(e)] == [0, 10, 20, 30]
+    online = GBlending(GBlendingParams(), M(), S())  # a third of 100 epochs, rounded up
+    assert online.super_epoch == 34 and online.n_estimation == 34
+    assert [e for e in range(100) if online.is_estimation_epoch(e)] == [0, 34, 68]
+    S.epochs = 30  # BalanceBenchmark's case: super_epoch 10 of 30
+    assert GBlending(GBlendingParams(), M(), S()).super_epoch == 10
+    S.epochs = 100
     offline = GBlending(GBlendingParams(mode="offline", estimation_epochs=3), M(), S())
     assert [e for e in range(35) if offline.is_estimation_epoch(e)] == [0] and offline.n_estimation == 3
     assert online.weights == pytest.approx({"fused": 1 / 3, "audio": 1 / 3, "visual": 1 / 3})
@@ -111,7 +115,7 @@ def test_estimation_uses_train_and_val_only_and_leaves_the_model_alone(trainer):
         setup = MethodSetup(replace(t.data, test=split), 20, 16, torch.device("cpu"), torch.Generator().manual_seed(0),
                             lr=0.05)
         method = GBlending(GBlendingParams(estimation_epochs=1), t.model, setup)
-        assert method.super_epoch == 2
+        assert method.super_epoch == 7  # ceil(20 / 3)
         logs = method.on_epoch_start(0)
         w = [logs[f"gblend/w_{k}"] for k in ("fused", "audio", "visual")]
         assert all(isinstance(x, float) and 0 < x < 1 for x in w) and sum(w) == pytest.approx(1.0)

@@ -423,6 +423,7 @@ def read_grid_mapping(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]
     if base_path in seen:
         raise ConfigError(f"{path}: 'base' chain loops back to {base_path}")
     merged = read_grid_mapping(base_path, (*seen, base_path))
+    merged.pop("powered", None)  # the base's powered grid trains the base's runs, not a variant's
     run = deep_merge(merged.get("run", {}), raw.pop("run", {}))
     return {**merged, **raw, "run": run}
 

@@ -239,8 +239,8 @@ def sensitivity_summary(records: list[Record], keys: Sequence[str] = ("dagr.tau"
     :func:`grid_records` returns them in the grid's sweep order), and the point's validation
     accuracy against the chosen point's, paired by seed (:func:`benchmarks.report.statistics.paired_comparison`):
     ``val_delta``, ``val_ci_low``, ``val_ci_high``, ``val_p`` (paired t), ``val_p_adjusted`` and
-    ``val_verdict`` (Holm over every compared point of the summary: one family; empty on the chosen point
-    and where no seed is shared). Unimodal references are left out, and so are runs without the
+    ``val_verdict`` (Holm over the compared points of the same method and arm: one family per choice;
+    empty on the chosen point and where no seed is shared). Unimodal references are left out, and so are runs without the
     regularizer when every key is a ``dagr.*`` key (the grid does not sweep them).
     """
     keys = list(keys)
@@ -270,13 +270,17 @@ CHANCE_FACTOR = 2  # an epoch "at chance": fused validation accuracy below twice
 
 
 def collapsed_epochs(record: Record) -> int | str:
-    """How many of the run's epochs end with the fused validation accuracy below twice chance (a
-    collapse: the model predicts about one class); "?" when the run kept no test labels to count classes."""
+    """How many epochs end with the fused validation accuracy below twice chance after the run had once
+    reached four times chance (a collapse of a model that had learned, not a slow start); "?" when the
+    run kept no test labels to count its classes."""
     if record.get("predictions") is None:
         return "?"
     with np.load(record["predictions"]) as data:
         classes = len(np.unique(data["labels"]))
-    return sum(row["val"]["acc"] < CHANCE_FACTOR / classes for row in record["metrics"])
+    chance = CHANCE_FACTOR / classes
+    accs = [row["val"]["acc"] for row in record["metrics"]]
+    learned = next((i for i, acc in enumerate(accs) if acc >= 2 * chance), len(accs))
+    return sum(acc < chance for acc in accs[learned + 1:])
 
 
 def against_chosen(summary: pd.DataFrame, runs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -292,12 +296,16 @@ def against_chosen(summary: pd.DataFrame, runs: pd.DataFrame, keys: list[str]) -
         common = sorted(set(own) & set(best))
         comparisons.append(paired_comparison([own[s] - best[s] for s in common])
                            if common and not point["chosen"] else None)
-    tested = [c for c in comparisons if c is not None]
-    verdicts = iter(paired_verdicts(tested))  # the table's compared points are one family
+    # One family per (method, arm): each asks whether its own choice stands out from its other points.
+    groups = list(zip(summary["method"], summary["arm"]))
+    verdicts = {}
+    for group in dict.fromkeys(groups):
+        members = [i for i, (g, c) in enumerate(zip(groups, comparisons)) if g == group and c is not None]
+        verdicts.update(zip(members, paired_verdicts([comparisons[i] for i in members])))
     columns = {"val_delta": [], "val_ci_low": [], "val_ci_high": [], "val_p": [], "val_p_adjusted": [],
                "val_verdict": []}
-    for c in comparisons:
-        v = next(verdicts) if c is not None else None
+    for i, c in enumerate(comparisons):
+        v = verdicts.get(i)
         values = (c.mean, c.ci_low, c.ci_high, c.t_p_value, v.adjusted_p, v.text) if c else (np.nan,) * 5 + ("",)
         for column, value in zip(columns, values):
             columns[column].append(value)
