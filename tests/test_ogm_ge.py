@@ -109,16 +109,21 @@ def test_only_encoder_conv_weights_are_scaled_inside_the_window(epoch, modulated
     assert logs["ogm/k_visual"].item() == pytest.approx(expected["visual"], rel=1e-5)
 
 
-def test_ge_noise_has_the_std_of_the_unmodulated_gradient_on_conv_weights_only(debug_raw, tmp_path):
+@pytest.mark.parametrize("steps", [1, 2])  # the second step's noise continues the stream (a kept buffer)
+def test_ge_noise_has_the_std_of_the_unmodulated_gradient_on_conv_weights_only(debug_raw, tmp_path, steps):
     """g ← k·g + z·(std(g) + 1e-8), z one N(0, 1) draw from the method's generator over the conv-weight
     gradients (first encoder, then the second, in parameter order); every other gradient untouched."""
     trainer = make_trainer(debug_raw, tmp_path)
     trainer.method.on_epoch_start(0)
     batch = next(trainer.data.train.batches(16))
-    out = backward_once(trainer, batch)
-    before = {n: p.grad.clone() for n, p in trainer.model.named_parameters()}
     replay = torch.Generator()
     replay.set_state(trainer.method.noise_generator.get_state())
+    conv_weights = sum(p.numel() for p in trainer.model.encoders.parameters() if p.dim() == 4)
+    for _ in range(steps - 1):  # earlier steps: the replay skips their draws
+        trainer.method.process_gradients(backward_once(trainer, batch), batch)
+        torch.randn(conv_weights, generator=replay)
+    out = backward_once(trainer, batch)
+    before = {n: p.grad.clone() for n, p in trainer.model.named_parameters()}
     trainer.method.process_gradients(out, batch)
     k = by_hand_k(out, batch.labels)
     assert min(k.values()) < 0.7  # std(k·g) would differ from std(g) by > 30%
