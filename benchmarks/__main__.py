@@ -57,8 +57,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m benchmarks") -> i
     parser = argparse.ArgumentParser(prog=prog, description=__doc__, epilog=f"commands:\n{commands}",
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--numerics", choices=("portable", "native"),
-                        help="CPU numerics: portable (default; the same bits on every x86-64 machine with "
-                             "AVX2, one thread per run) or native (fastest kernels of this processor); "
+                        help="CPU numerics: portable (default; AVX2 kernels, one thread per run: the same bits "
+                             "on every x86-64 machine of one CPU vendor) or native (fastest kernels of this processor); "
                              "also $GEOMREG_NUMERICS")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 help="one of the commands below")

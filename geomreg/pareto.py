@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["ParetoResult", "balance_geometry", "min_norm_weights", "pareto_combine"]
+__all__ = ["ParetoResult", "balance_geometry", "geometry_alpha", "geometry_weights", "min_norm_weights",
+           "pareto_combine"]
 
 GradLike = Tensor | Sequence[Tensor | None]
 
@@ -26,16 +27,16 @@ def _dot_terms(g1: Sequence[Tensor], g2: Sequence[Tensor]) -> tuple[Tensor, Tens
     """Per pair of tensors: ``<a,a>``, ``<b,b>``, ``<a,b>`` as three float64 vectors. Each product is one
     ``vdot`` in the gradients' dtype (no float64 copy of a gradient); only the scalars are float64. Equal
     inputs give bitwise equal terms, so ``g1 == g2`` is seen exactly (zero denominator)."""
-    rows = []
+    products = []
     for a, b in zip(g1, g2):
         if a.numel() != b.numel():
             raise ValueError(f"g1 and g2 must have the same number of elements, got {a.numel()} and {b.numel()}")
         a, b = a.reshape(-1), b.reshape(-1)
-        rows.append(torch.stack([torch.vdot(a, a), torch.vdot(b, b), torch.vdot(a, b)]))
-    if not rows:
+        products += (torch.vdot(a, a), torch.vdot(b, b), torch.vdot(a, b))
+    if not products:
         zero = torch.zeros(0, dtype=torch.float64)
         return zero, zero, zero
-    aa, bb, ab = torch.stack(rows).double().unbind(1)
+    aa, bb, ab = torch.stack(products).view(-1, 3).double().unbind(1)  # one row (aa, bb, ab) per pair
     return aa, bb, ab
 
 
@@ -128,8 +129,27 @@ def pareto_combine(
     return ParetoResult(grads=out, weights=(w1, w2), cosine=cosine)
 
 
+def geometry_alpha(g_disp: Sequence[Tensor | None], g_inter: Sequence[Tensor | None]) -> Tensor:
+    """α* of :func:`balance_geometry` alone: ``clip(<g_disp - g_inter, g_disp> / ||g_inter - g_disp||², 0, 1)``,
+    0.5 when the two are equal (both zero or all ``None`` included). A 0-d float64 tensor, no host sync."""
+    if len(g_disp) != len(g_inter):
+        raise ValueError(f"gradient lists differ in length: {len(g_disp)} vs {len(g_inter)}")
+    pairs = [(d if d is not None else torch.zeros_like(i), i if i is not None else torch.zeros_like(d))
+             for d, i in zip(g_disp, g_inter) if d is not None or i is not None]
+    if not pairs:
+        return torch.tensor(0.5, dtype=torch.float64)
+    dd, ii, di = (terms.sum() for terms in _dot_terms([d for d, _ in pairs], [i for _, i in pairs]))
+    denom = dd + ii - 2.0 * di
+    return torch.where(denom > 0, (dd - di) / denom.clamp_min(torch.finfo(torch.float64).tiny), 0.5).clamp(0.0, 1.0)
+
+
+def geometry_weights(alpha: Tensor, beta: float) -> tuple[Tensor, Tensor]:
+    """The float32 weights ``(β α, β (1 - α))`` of the anchoring and the dispersion gradient."""
+    return (beta * alpha).float(), (beta * (1.0 - alpha)).float()
+
+
 def balance_geometry(
-    g_disp: Sequence[Tensor | None], g_inter: Sequence[Tensor | None], beta: float
+    g_disp: Sequence[Tensor | None], g_inter: Sequence[Tensor | None], beta: float, in_place: bool = False
 ) -> tuple[list[Tensor | None], Tensor]:
     """DAGR's Pareto-balanced weighting for one encoder (paper §3.2.5, Algorithm 1).
 
@@ -141,27 +161,33 @@ def balance_geometry(
     point is the origin: the step is zero (a Pareto-stationary point of the two geometric terms).
 
     The three dot products are summed in float64 from per-tensor float32 products; α* stays on the
-    device (no host sync). ``None`` entries count as zeros; both ``None`` gives ``None``.
+    device (no host sync). ``None`` entries count as zeros; both ``None`` gives ``None``. With
+    ``in_place`` the result is written into the given tensors (both lists are then used up): the same
+    bits without a new gradient-sized tensor, which on a CPU means fresh pages to fault in.
     Returns the combined list and α* (0-d float64 tensor).
     """
-    if len(g_disp) != len(g_inter):
-        raise ValueError(f"gradient lists differ in length: {len(g_disp)} vs {len(g_inter)}")
-    pairs = [(d if d is not None else torch.zeros_like(i), i if i is not None else torch.zeros_like(d))
-             for d, i in zip(g_disp, g_inter) if d is not None or i is not None]
-    if not pairs:
-        return [None] * len(g_disp), torch.tensor(0.5, dtype=torch.float64)
-    dd, ii, di = (terms.sum() for terms in _dot_terms([d for d, _ in pairs], [i for _, i in pairs]))
-    denom = dd + ii - 2.0 * di
-    alpha = torch.where(denom > 0, (dd - di) / denom.clamp_min(torch.finfo(torch.float64).tiny), 0.5).clamp(0.0, 1.0)
-    w_inter, w_disp = (beta * alpha).float(), (beta * (1.0 - alpha)).float()
-    out: list[Tensor | None] = []
-    for d, i in zip(g_disp, g_inter):
-        if d is None and i is None:
-            out.append(None)
-        elif d is None:
-            out.append(w_inter * i)
-        elif i is None:
-            out.append(w_disp * d)
-        else:
-            out.append(w_disp * d + w_inter * i)
+    alpha = geometry_alpha(g_disp, g_inter)
+    w_inter, w_disp = geometry_weights(alpha, beta)
+    disp = [k for k, g in enumerate(g_disp) if g is not None]
+    inter = [k for k, g in enumerate(g_inter) if g is not None]
+    out: list[Tensor | None] = [None] * len(g_disp)
+    for k, g in zip(disp, _scaled([g_disp[k] for k in disp], w_disp, in_place)):
+        out[k] = g
+    scaled_inter = dict(zip(inter, _scaled([g_inter[k] for k in inter], w_inter, in_place)))
+    both = [k for k in inter if out[k] is not None]
+    if both:  # w_disp d + w_inter i, into the scaled w_disp d (a tensor of ours, or the caller's in place)
+        torch._foreach_add_([out[k] for k in both], [scaled_inter[k] for k in both])
+    for k in inter:
+        if out[k] is None:
+            out[k] = scaled_inter[k]
     return out, alpha
+
+
+def _scaled(tensors: list[Tensor], weight: Tensor, in_place: bool) -> list[Tensor]:
+    """``weight · t`` for every tensor in one fused call, written into the tensors with ``in_place``."""
+    if not tensors:
+        return []
+    if in_place:
+        torch._foreach_mul_(tensors, weight)
+        return tensors
+    return list(torch._foreach_mul(tensors, weight))

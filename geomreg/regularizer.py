@@ -5,20 +5,23 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
 import torch
 from torch import Tensor, nn
 
 from . import functional as GF
-from .pareto import balance_geometry
+from .pareto import balance_geometry, geometry_alpha, geometry_weights
 
-__all__ = ["DAGR", "GeometryGradients", "Regularizer", "TERMS", "WEIGHTINGS"]
+__all__ = ["ALPHA_RULES", "DAGR", "GeometryGradients", "Regularizer", "TERMS", "WEIGHTINGS"]
 
 WEIGHTINGS: tuple[str, ...] = ("pareto", "fixed")
 # Which geometric terms are on: both (DAGR), or one of them (the paper's ablation rows 2 and 3).
 TERMS: tuple[str, ...] = ("both", "disperse", "anchor")
+# Where the Pareto weighting's α comes from: "exact" (Algorithm 1: the whole encoder's two gradients) or
+# "last_layer" (the gradients of the encoder's last layer only: an approximation, not the paper's rule).
+ALPHA_RULES: tuple[str, ...] = ("exact", "last_layer")
 
 
 def _check(name: str, value: float, *, strict: bool) -> float:
@@ -43,8 +46,9 @@ class Regularizer(Protocol):
 
     ``regularizer(embeddings)`` returns scalar terms, logged under ``log_prefix``. When
     ``adds_own_gradient`` is false, its ``"loss"`` joins the task objective (one backward for both);
-    when true, the loop calls ``geometry_gradients(terms, embeddings, params)`` before the task backward
-    and applies the returned gradient after the host method has produced and processed its own.
+    when true, the loop calls ``geometry_gradients(terms, embeddings, params, alpha_params=..., fold=...)``
+    before the task backward, adds the result's ``joined_loss`` (if any) to the loss it back-propagates,
+    and applies the result after the host method has produced and processed its own gradient.
     """
 
     log_prefix: str
@@ -59,22 +63,33 @@ class GeometryGradients:
 
     ``apply()`` adds it to ``.grad`` (after the host method has produced and processed its own task
     gradient), so the task gradient itself is never changed: Algorithm 1's ``g_task + g_geom``.
-    ``alphas`` holds α* per modality (the anchoring share; 1 for anchoring only, 0 for dispersion only).
+    Folded instead (:meth:`DAGR.geometry_gradients` with ``fold``), ``grads`` is empty and
+    ``joined_loss`` is a scalar whose gradient is ``g_geom``: added to the loss of a plain backward, it
+    puts ``g_task + g_geom`` into ``.grad`` in one pass. ``alphas`` holds the α used per modality (the
+    anchoring share; 1 for anchoring only, 0 for dispersion only); ``exact_alphas`` the exact α* beside
+    an approximate one, when recorded.
     """
 
     params: dict[str, list[Tensor]]
     grads: dict[str, list[Tensor | None]]
     alphas: dict[str, Tensor]
+    joined_loss: Tensor | None = None
+    exact_alphas: dict[str, Tensor] = field(default_factory=dict)
 
     def tensors(self) -> list[Tensor]:
         """Every gradient tensor held (e.g. to average them across processes before :meth:`apply`)."""
         return [g for grads in self.grads.values() for g in grads if g is not None]
 
     def apply(self) -> None:
-        for name, params in self.params.items():
-            for p, g in zip(params, self.grads[name]):
+        present, absent = [], []
+        for name, grads in self.grads.items():
+            for p, g in zip(self.params[name], grads):
                 if g is not None:
-                    p.grad = g.detach().clone() if p.grad is None else p.grad.add_(g)
+                    (absent if p.grad is None else present).append((p, g))
+        for p, g in absent:
+            p.grad = g.detach().clone()
+        if present:  # .grad += g_geom for every tensor in one call
+            torch._foreach_add_([p.grad for p, _ in present], [g for _, g in present])
 
 
 class DAGR(nn.Module):
@@ -105,6 +120,11 @@ class DAGR(nn.Module):
         terms: ``"both"``, or ``"disperse"``/``"anchor"`` alone (then the Pareto form is ``β g_term``
             and the fixed form ``λ_term L_term``).
         dispersion_form: ``"uniformity"`` (Eq. 4) or ``"infonce_l2"`` (Wang & He's dispersive loss).
+        alpha: ``"exact"`` (Algorithm 1) or ``"last_layer"``: **not the paper's rule**, α from the two
+            terms' gradients on each encoder's last layer only, then ``g_geom`` from the combined cotangent
+            ``β (α u_inter + (1 - α) u_disp)`` of the embeddings, in one pull-back (``docs/dagr.md``).
+        record_exact_alpha: with ``alpha="last_layer"``, also compute the exact α* each step
+            (the exact rule's two pull-backs, so no time is saved) and return it beside the one used.
 
     ``forward(embeddings)`` takes ``{name: (B, D) tensor}`` with >= 2 modalities and returns scalar
     tensors: ``loss`` (the fixed-form objective), ``disperse`` (``L_intra``), ``anchor`` (``L_inter``),
@@ -125,6 +145,8 @@ class DAGR(nn.Module):
         lambda_anchor: float = 0.05,
         terms: str = "both",
         dispersion_form: str = "uniformity",
+        alpha: str = "exact",
+        record_exact_alpha: bool = False,
     ) -> None:
         super().__init__()
         self.t = _check("t", t, strict=True)
@@ -136,6 +158,15 @@ class DAGR(nn.Module):
         self.weighting = _check_choice("weighting", weighting, WEIGHTINGS)
         self.terms = _check_choice("terms", terms, TERMS)
         self.dispersion_form = _check_choice("dispersion_form", dispersion_form, GF.DISPERSION_FORMS)
+        self.alpha = _check_choice("alpha", alpha, ALPHA_RULES)
+        if self.alpha != "exact" and (self.weighting, self.terms) != ("pareto", "both"):
+            raise ValueError(f"alpha={alpha!r} approximates the α of the Pareto weighting of both terms; "
+                             f"got weighting={weighting!r}, terms={terms!r}")
+        if not isinstance(record_exact_alpha, bool):
+            raise TypeError(f"record_exact_alpha must be a bool, got {type(record_exact_alpha).__name__}")
+        if record_exact_alpha and self.alpha == "exact":
+            raise ValueError("record_exact_alpha compares an approximate α with the exact one; alpha is 'exact'")
+        self.record_exact_alpha = record_exact_alpha
 
     @property
     def adds_own_gradient(self) -> bool:
@@ -177,31 +208,68 @@ class DAGR(nn.Module):
         terms: Mapping[str, Tensor],
         embeddings: Mapping[str, Tensor],
         params: Mapping[str, Iterable[Tensor]],
+        alpha_params: Mapping[str, Iterable[Tensor]] | None = None,
+        fold: bool = False,
     ) -> GeometryGradients:
         """``g_geom`` per encoder (Algorithm 1), from ``terms = self(embeddings)``.
 
         Call it before the task backward frees the encoders' graph. ``params`` maps each modality to its
-        encoder's parameters (only these receive ``g_geom``). The per-term gradients are one
-        vector-Jacobian product through each encoder: the terms are first differentiated with respect to
-        the (small) embeddings, then both cotangents are pulled back together.
+        encoder's parameters (only these receive ``g_geom``). The terms are first differentiated with
+        respect to the (small) embeddings; each term's cotangent is then pulled back through every
+        encoder at once (one ``autograd.grad`` per term).
+
+        With ``alpha="last_layer"``, ``alpha_params`` maps each modality to the parameters α is taken
+        from (its encoder's last layer), and ``g_geom`` is one pull-back of the combined cotangent. With
+        ``fold`` (the caller's backward is a plain backward of its loss, nothing processes the gradient
+        before :meth:`GeometryGradients.apply`), that pull-back is left to the caller's backward: the
+        result's ``joined_loss`` is to be added to its loss. ``fold`` saves nothing for the exact α,
+        whose ``g_geom`` is made of the two pulled-back gradients, and is ignored there.
         """
         names = list(embeddings)
         zs = [embeddings[n] for n in names]
         params = {n: [p for p in params[n] if p.requires_grad] for n in names}
         u_disp = self._cotangents(sum(terms[f"disperse/{n}"] for n in names), zs) if self.disperses else None
         u_inter = self._cotangents(terms["anchor"], zs) if self.anchors else None
+        if self.alpha == "exact":
+            return self._exact_gradients(zs, params, u_disp, u_inter)
+        if alpha_params is None:
+            raise ValueError(f"alpha={self.alpha!r} needs alpha_params: the parameters α is taken from, per modality")
+        alpha_params = {n: [p for p in alpha_params[n] if p.requires_grad] for n in names}
+        alphas = dict(zip(names, self._alphas(zs, alpha_params, u_disp, u_inter)))
+        exact = self._exact_gradients(zs, params, u_disp, u_inter).alphas if self.record_exact_alpha else {}
+        cotangents = []
+        for k, name in enumerate(names):
+            w_inter, w_disp = geometry_weights(alphas[name], self.beta)
+            cotangents.append(w_disp * u_disp[k] + w_inter * u_inter[k])
+        if fold:  # Σ_m <u_m, z_m>: its gradient w.r.t. each z_m is u_m (the cotangents carry no graph)
+            joined = sum((u * z).sum() for u, z in zip(cotangents, zs))
+            return GeometryGradients(params=params, grads={}, alphas=alphas, joined_loss=joined, exact_alphas=exact)
+        grads = _split(_pull_back(zs, [p for n in names for p in params[n]], cotangents), params)
+        return GeometryGradients(params=params, grads=grads, alphas=alphas, exact_alphas=exact)
+
+    def _exact_gradients(self, zs: list[Tensor], params: dict[str, list[Tensor]], u_disp: list[Tensor] | None,
+                         u_inter: list[Tensor] | None) -> GeometryGradients:
+        """Each term's gradient on every encoder, then α* and ``g_geom`` per encoder (Algorithm 1)."""
+        flat = [p for ps in params.values() for p in ps]
+        pulled = [_split(_pull_back(zs, flat, u), params) for u in (u_disp, u_inter) if u is not None]
         grads: dict[str, list[Tensor | None]] = {}
         alphas: dict[str, Tensor] = {}
-        for k, name in enumerate(names):
-            cotangents = [u[k] for u in (u_disp, u_inter) if u is not None]
-            pulled = _pull_back(zs[k], params[name], cotangents)
+        for name in params:
+            per_term = [p[name] for p in pulled]
             if self.weighting == "pareto" and self.terms == "both":
-                grads[name], alphas[name] = balance_geometry(pulled[0], pulled[1], self.beta)
+                grads[name], alphas[name] = balance_geometry(per_term[0], per_term[1], self.beta, in_place=True)
             else:
-                weight = self._single_weight()
-                grads[name] = _weighted_sum(pulled, weight)
+                grads[name] = _weighted_sum(per_term, self._single_weight())
                 alphas[name] = torch.tensor(1.0 if self.terms == "anchor" else 0.0)
         return GeometryGradients(params=params, grads=grads, alphas=alphas)
+
+    @staticmethod
+    def _alphas(zs: list[Tensor], alpha_params: dict[str, list[Tensor]], u_disp: list[Tensor],
+                u_inter: list[Tensor]) -> list[Tensor]:
+        """α per modality from the two terms' gradients on ``alpha_params`` only."""
+        flat = [p for ps in alpha_params.values() for p in ps]
+        g_disp, g_inter = (_split(_pull_back(zs, flat, u), alpha_params) for u in (u_disp, u_inter))
+        return [geometry_alpha(g_disp[n], g_inter[n]) for n in alpha_params]
 
     def _single_weight(self) -> list[float]:
         """Weights of the pulled-back gradients when no min-norm balancing happens."""
@@ -229,17 +297,23 @@ class DAGR(nn.Module):
     def extra_repr(self) -> str:
         return (f"weighting={self.weighting!r}, terms={self.terms!r}, t={self.t}, tau={self.tau}, "
                 f"anchor_form={self.anchor_form!r}, beta={self.beta}, lambda_disperse={self.lambda_disperse}, "
-                f"lambda_anchor={self.lambda_anchor}, dispersion_form={self.dispersion_form!r}")
+                f"lambda_anchor={self.lambda_anchor}, dispersion_form={self.dispersion_form!r}, alpha={self.alpha!r}"
+                + (", record_exact_alpha=True" if self.record_exact_alpha else ""))
 
 
-def _pull_back(z: Tensor, params: list[Tensor], cotangents: list[Tensor]) -> list[list[Tensor | None]]:
-    """``J^T u`` for each cotangent ``u`` of ``z``, w.r.t. ``params`` (one batched VJP for several)."""
-    if len(cotangents) == 1:
-        grads = torch.autograd.grad(z, params, grad_outputs=cotangents[0], retain_graph=True, allow_unused=True)
-        return [list(grads)]
-    grads = torch.autograd.grad(z, params, grad_outputs=torch.stack(cotangents), retain_graph=True,
-                                allow_unused=True, is_grads_batched=True)
-    return [[None if g is None else g[k] for g in grads] for k in range(len(cotangents))]
+def _pull_back(zs: list[Tensor], params: list[Tensor], cotangents: list[Tensor]) -> tuple[Tensor | None, ...]:
+    """``Σ_k J_k^T u_k`` w.r.t. ``params``: one plain vector-Jacobian product through every encoder (each
+    ``z_k`` depends on its own encoder only, so each parameter gets its own encoder's ``J^T u``)."""
+    return torch.autograd.grad(zs, params, grad_outputs=cotangents, retain_graph=True, allow_unused=True)
+
+
+def _split(grads: Sequence[Tensor | None], params: Mapping[str, list[Tensor]]) -> dict[str, list[Tensor | None]]:
+    """A flat list of gradients, in the order of ``params``' values, back to one list per modality."""
+    out, start = {}, 0
+    for name, ps in params.items():
+        out[name] = list(grads[start:start + len(ps)])
+        start += len(ps)
+    return out
 
 
 def _weighted_sum(grad_lists: Sequence[list[Tensor | None]], weights: Sequence[float]) -> list[Tensor | None]:

@@ -3,6 +3,7 @@ the time budget, targets, and the markdown writer."""
 from __future__ import annotations
 
 import pytest
+import torch
 
 from benchmarks.bench.compute import CREMAD, NUM_CLASSES, Shapes, n_train_for
 from benchmarks.bench.report import md_table, render, targets
@@ -96,9 +97,16 @@ def test_md_table():
     assert md_table(["a", "b"], [["1", "2"]]) == "| a | b |\n|---|---|\n| 1 | 2 |"
 
 
+def fake_dagr_times(exact, floor, fast):
+    """Seconds per step of the DAGR section's variants over three repetitions (joint: 1 s)."""
+    times = {"joint": [1.0] * 3, "joint+dagr": exact, "joint+dagr floor": floor, "joint+dagr-floor": [1.0] * 3,
+             "joint+dagr-last-layer": fast, "dgl": [1.0] * 3, "dgl+dagr-last-layer": [1.7] * 3}
+    return {"times": times, "cpu": times, "encoder_times": [0.6] * 3, "encoder_cpu": [0.6] * 3}
+
+
 def fake_results():
     step = {n: [1.0, 1.0, 1.0] for n in ("joint", "ogm_ge", "gblending", "pmr", "mmpareto", "dgl")}
-    step.update({"joint+dagr-fixed": [1.01, 1.02, 1.0], "joint+dagr": [1.6, 1.7, 1.5], "mmpareto-floor": [1.0] * 3})
+    step.update({"joint+dagr-fixed": [1.01, 1.02, 1.0], "mmpareto-floor": [1.0] * 3})
     step["mmpareto"] = [1.1, 1.2, 1.1]
     epoch = {n: [2.0, 2.0] for n in ("joint", "ogm_ge", "pmr", "mmpareto", "dgl")}
     epoch["gblending"] = [8.0, 8.0]
@@ -108,7 +116,20 @@ def fake_results():
         "steps": {"shapes": CREMAD.describe(), "batch": 16, "warmup": 1, "reps": 3, "times": step},
         "epochs": {"shapes": Shapes(64, 47, 56).describe(), "batch": 16, "batches": 10, "reps": 2, "times": epoch,
                    "hooks": {n: [1.0, 1.0] if n == "gblending" else [0.0, 0.0] for n in epoch}},
+        "dagr": {"substrates": [
+            {"substrate": "small CNN, AV-Digits, batch 64", "batch": 64, "steps_per_call": 10, "warmup": 1,
+             "threads": {1: fake_dagr_times([2.2, 2.3, 2.1], [2.0, 2.0, 2.0], [1.4] * 3),
+                         2: fake_dagr_times([2.0] * 3, [2.0] * 3, [1.3] * 3)}},
+            {"substrate": "ResNet-18, CREMA-D shapes, batch 16", "batch": 16, "steps_per_call": 1, "warmup": 1,
+             "threads": {1: fake_dagr_times([2.4] * 3, [2.35] * 3, [1.05, 1.08, 1.04]),
+                         2: fake_dagr_times([2.5] * 3, [2.3] * 3, [1.2] * 3)}}],
+            "agreement": {"label": "joint+dagr-last-layer-s0", "epochs": 2, "test_acc": [0.5, 0.9], "train": [
+                {"dagr/alpha/audio": 0.8, "dagr/alpha_exact/audio": 0.82, "dagr/alpha_agreement/audio/correlation": 0.9,
+                 "dagr/alpha_agreement/audio/mean_abs_diff": 0.01},
+                {"dagr/alpha/audio": 0.9, "dagr/alpha_exact/audio": 0.9, "dagr/alpha_agreement/audio/correlation":
+                 float("nan"), "dagr/alpha_agreement/audio/mean_abs_diff": 0.03}]}},
         "memory": {"what": "ru_maxrss", "rows": {"joint": {"setup_mb": 500.0, "peak_mb": 1500.0, "step_mb": 1000.0},
+                                                 "joint+dagr": {"setup_mb": 500.0, "peak_mb": 2000.0, "step_mb": 1500.0},
                                                  "pmr": "failed: boom"}},
         "data": {"error": "fixtures missing"},
         "gpu": None,
@@ -119,8 +140,14 @@ def test_targets_from_results():
     by_what = {t.what: t for t in targets(fake_results())}
     assert by_what["DAGR (fixed weights) step ÷ joint step"].value == pytest.approx(1.01)
     assert by_what["DAGR (fixed weights) step ÷ joint step"].status == "met"
-    assert by_what["DAGR (Pareto weighting) step ÷ joint step"].value == pytest.approx(1.6)
-    assert by_what["DAGR (Pareto weighting) step ÷ joint step"].status == "not met"
+    exact = {what: t for what, t in by_what.items() if what.startswith("DAGR exact")}
+    assert [(t.value, t.status) for t in exact.values()] == [
+        (pytest.approx(1.1), "not met"), (pytest.approx(1.0), "met"), (pytest.approx(2.4 / 2.35), "met"),
+        (pytest.approx(2.5 / 2.3), "not met")]  # small CNN at 1 and 2 threads, then ResNet-18
+    assert "DAGR exact (the paper's rule) step ÷ its floor, small CNN, 1 thread" in exact
+    fast = {what: t for what, t in by_what.items() if what.startswith("DAGR last-layer")}
+    assert [(t.value, t.status) for t in fast.values()] == [(pytest.approx(1.05), "met"), (pytest.approx(1.2), "not met")]
+    assert all("ResNet-18" in what for what in fast)  # the target is set at ResNet-18's shapes only
     mmp = by_what["MMPareto step ÷ its floor (tolerance 5% for noise)"]
     assert mmp.value == pytest.approx(1.1) and mmp.status == "not met"
     # G-Blending has no target; PMR: full-shape step ratio 1.0 × (epoch/steps factor 1 over joint's 1)
@@ -139,13 +166,18 @@ def test_render_markdown():
     text = render(fake_results())
     assert text.startswith("# `make bench`")
     assert "Test CPU, 2 cores, torch 2.x with 2 threads" in text
-    assert "| Joint + DAGR (fixed weights) | 1.010 s (1.000–1.020) | 1.01 (1.00–1.02)× |" in text
+    assert "Fixed weights (Eq. 6: its loss joins the objective, one backward): 1.01 (1.00–1.02)× joint's step" in text
     assert "| G-Blending |" in text and "4.00 (4.00–4.00)×" in text
     assert "1.14×" in text  # G-Blending full-shape estimate: 1.0 × 8/7
     assert "1500 (+1000)" in text and "failed: boom" in text
     assert "not measured (fixtures missing)" in text
     assert "not measured (no CUDA device)" in text
     assert "| DAGR (fixed weights) step ÷ joint step | 1.010 | ≤ 1.03 | met |" in text
+    assert "| **exact ÷ its floor** |  | 1.10 (1.05–1.15)× | 1.10 (1.05–1.15)× |  | 1.00 (1.00–1.00)× |" in text
+    assert "| B_enc: the encoders' part of joint's backward | 0.600 s (0.600–0.600) |" in text
+    assert "Joint + DAGR (Pareto weighting, exact α*: the paper's rule) 2000 (+1500)" in text
+    # the agreement: medians over the epochs, a NaN correlation (a constant α) left out
+    assert "| audio | 0.90 (0.90–0.90) | 0.0200 (0.0100–0.0300) | 0.850 | 0.860 |" in text
 
 
 def test_numerics_section_reports_portable_over_native():
@@ -156,3 +188,47 @@ def test_numerics_section_reports_portable_over_native():
     assert "| native | 0.1200 | 1.00 (1.00–1.00)× |" in text  # median 1.2 s over 10 steps
     assert "| portable | 0.2200 | 2.00 (1.10–2.00)× |" in text  # per-repetition ratios 2.0, 1.1, 2.0
     assert "not measured (boom)" in "\n".join(render_numerics({"error": "boom"}))
+
+
+def test_interleave_records_cpu_seconds_beside_the_wall_clock():
+    clock, calls, cpu_clock = FakeClock(), [], FakeClock()
+    costs = {"A": [1.0, 2.0], "B": [3.0, 4.0]}
+    named = variants(clock, costs, calls)
+
+    def busy(name):
+        def call():
+            named[name]()
+            cpu_clock.now += 0.5  # half a second of CPU per call, whatever the wall time
+        return call
+
+    cpu = {}
+    times = interleave({k: busy(k) for k in costs}, reps=1, warmup=1, clock=clock, cpu=cpu, cpu_clock=cpu_clock)
+    assert times == {"A": [2.0], "B": [4.0]} and cpu == {"A": [0.5], "B": [0.5]}
+
+
+def test_per_call_means_of_the_floor_parts():
+    from benchmarks.bench.dagr import per_call
+
+    assert per_call([1.0, 3.0, 2.0, 2.0], 2) == [2.0, 2.0]
+    assert per_call([1.0, 2.0], 1) == [1.0, 2.0]
+
+
+def test_split_backward_gives_the_plain_gradient_and_times_the_encoders(debug_raw, tmp_path):
+    """The floor's step computes joint training's gradient with DAGR's fixed form, as one backward would."""
+    from benchmarks.bench.compute import SplitBackward
+    from benchmarks.grid.config import resolve_run
+    from benchmarks.grid.naming import run_dir_for
+    from benchmarks.train.trainer import Trainer
+
+    grads = []
+    for split in (False, True):
+        cfg = resolve_run({**debug_raw, "dagr": {"enabled": True, "weighting": "fixed"}})
+        trainer = Trainer(cfg, run_dir_for(cfg, tmp_path / str(split)))
+        if split:
+            trainer.method.backward = SplitBackward(trainer.model)
+        trainer.compute_gradients(next(trainer.data.train.batches(16)))
+        grads.append({n: p.grad for n, p in trainer.model.named_parameters()})
+    for name, g in grads[0].items():
+        torch.testing.assert_close(grads[1][name], g, rtol=1e-5, atol=1e-7)
+    backward = trainer.method.backward
+    assert len(backward.encoder_s) == len(backward.encoder_cpu_s) == 1 and backward.encoder_s[0] > 0

@@ -48,6 +48,27 @@ def test_balance_geometry_none_entries():
         balance_geometry([T(1.0)], [], 1.0)
 
 
+def test_balance_geometry_in_place_gives_the_same_bits_and_the_pure_form_keeps_its_inputs():
+    gen = torch.Generator().manual_seed(0)
+    g_disp = [torch.randn(5, 3, generator=gen), torch.randn(7, generator=gen), None, torch.randn(2, generator=gen)]
+    g_inter = [torch.randn(5, 3, generator=gen), None, torch.randn(4, generator=gen), torch.randn(2, generator=gen)]
+    copies = lambda grads: [None if g is None else g.clone() for g in grads]
+    before = copies(g_disp), copies(g_inter)
+    pure, alpha = balance_geometry(g_disp, g_inter, 0.3)
+    for kept, original in zip((*g_disp, *g_inter), (*before[0], *before[1])):
+        assert kept is None or torch.equal(kept, original)
+    w_inter, w_disp = (0.3 * alpha).float(), (0.3 * (1 - alpha)).float()
+    by_hand = [w_disp * g_disp[0] + w_inter * g_inter[0], w_disp * g_disp[1], w_inter * g_inter[2],
+               w_disp * g_disp[3] + w_inter * g_inter[3]]
+    d, i = copies(g_disp), copies(g_inter)
+    in_place, alpha_in_place = balance_geometry(d, i, 0.3, in_place=True)
+    assert torch.equal(alpha, alpha_in_place)
+    for a, b, c in zip(pure, in_place, by_hand):
+        assert torch.equal(a, c) and torch.equal(b, c)
+    assert in_place[0] is d[0] and in_place[2] is i[2]  # written into the given tensors
+    assert balance_geometry([None], [None], 0.3, in_place=True)[0] == [None]
+
+
 # --- the training step: g_task + g_geom -------------------------------------------------------------
 DAGR_METHODS = sorted(n for n, cls in METHODS.items() if cls.supports_dagr and not n.startswith("test_"))
 

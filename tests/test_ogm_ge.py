@@ -117,16 +117,22 @@ def test_only_encoder_conv_weights_are_scaled_inside_the_window(epoch, modulated
     assert logs["ogm/ratio"].item() == pytest.approx(2.0, rel=1e-5)
 
 
-def test_ge_noise_has_the_std_of_the_unmodulated_gradient_on_conv_weights_only(debug_raw, tmp_path):
+@pytest.mark.parametrize("steps", [1, 2])  # the second step's noise continues the stream (a kept buffer)
+def test_ge_noise_has_the_std_of_the_unmodulated_gradient_on_conv_weights_only(debug_raw, tmp_path, steps):
     """g ← k·g + z·(std(g) + 1e-8), z one N(0, 1) draw from the method's generator over the conv-weight
     gradients (first encoder, then the second, in parameter order); every other gradient untouched."""
     trainer = make_trainer(debug_raw, tmp_path)
     trainer.method.on_epoch_start(0)
     batch = next(trainer.data.train.batches(16))
-    out = with_true_class_probabilities(backward_once(trainer, batch), batch.labels, P_TRUE)
-    before = {n: p.grad.clone() for n, p in trainer.model.named_parameters()}
     replay = torch.Generator()
     replay.set_state(trainer.method.noise_generator.get_state())
+    conv_weights = sum(p.numel() for p in trainer.model.encoders.parameters() if p.dim() == 4)
+    for _ in range(steps - 1):  # earlier steps: the replay skips their draws
+        out = with_true_class_probabilities(backward_once(trainer, batch), batch.labels, P_TRUE)
+        trainer.method.process_gradients(out, batch)
+        torch.randn(conv_weights, generator=replay)
+    out = with_true_class_probabilities(backward_once(trainer, batch), batch.labels, P_TRUE)
+    before = {n: p.grad.clone() for n, p in trainer.model.named_parameters()}
     trainer.method.process_gradients(out, batch)  # k_v = 0.078: std(k·g) is far from std(g), the noise's
     convs = [(m, n) for m in ("audio", "visual") for n, p in trainer.model.encoders[m].named_parameters()
              if p.dim() == 4]

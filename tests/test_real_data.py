@@ -275,6 +275,67 @@ def test_batches_are_the_same_with_0_and_2_workers(tmp_path):
     assert not torch.equal(serial[0].inputs["visual"], serial[2].inputs["visual"])  # epochs differ
 
 
+def per_item_reference(arrays, row: int, epoch_seed: int, sampling) -> dict:
+    """One item built item by item with torchvision's ops (resized_crop on the uint8 frame, flip, then
+    ``(x.float() / 255 - mean) / std``), from the same draws: an oracle of the batched fetch."""
+    from torchvision.transforms.v2.functional import horizontal_flip, resized_crop
+
+    from benchmarks.data.avsplit import CROP_DRAWS, IMAGENET_MEAN, IMAGENET_STD, crop_box, item_seed
+
+    generator = torch.Generator().manual_seed(item_seed(epoch_seed, row))
+    stored = arrays.frames(row)
+    chosen = sample_frame_indices(len(stored), sampling.frames_per_clip, sampling.train, generator)
+    draws = torch.rand(len(chosen), CROP_DRAWS + 1, generator=generator, dtype=torch.float64).tolist()
+    frames = []
+    for frame, d in zip(torch.from_numpy(stored[chosen]), draws):
+        frame = resized_crop(frame, *crop_box(*frame.shape[-2:], d), [sampling.frame_size] * 2, antialias=True)
+        frames.append(horizontal_flip(frame) if d[-1] < 0.5 else frame)
+    visual = (torch.stack(frames).float() / 255 - IMAGENET_MEAN) / IMAGENET_STD
+    audio = torch.from_numpy(arrays.audio(row).astype(np.float32)).unsqueeze(0)
+    return {"audio": audio, "visual": visual, "label": torch.tensor(arrays.labels[row])}
+
+
+@pytest.mark.parametrize("frame_size", [SMALL, 224])
+def test_the_batched_fetch_gives_the_per_item_values(tmp_path, frame_size):
+    raw = {**fixture_tree(tmp_path, "cremad", "ogm_ge", clips_per_class=1), "frame_size": frame_size}
+    train = CremaD.load(params_of("cremad", raw))[0]
+    gen = torch.Generator().manual_seed(3)
+    batch = next(train.batches(5, shuffle=True, generator=gen))
+    gen = torch.Generator().manual_seed(3)  # the order and the epoch seed, as batches() draws them
+    order = torch.randperm(len(train), generator=gen)
+    epoch_seed = int(torch.randint(2**62, (), generator=gen))
+    for k, row in enumerate(train.rows[order][:5].tolist()):
+        want = per_item_reference(train.arrays, row, epoch_seed, train.sampling)
+        torch.testing.assert_close(batch.inputs["visual"][k], want["visual"], rtol=0, atol=1e-6)  # float32 rounding
+        assert torch.equal(batch.inputs["audio"][k], want["audio"])
+        assert torch.equal(batch.labels[k], want["label"])
+    assert batch.inputs["visual"].is_contiguous() and batch.labels.dtype == torch.int64
+
+
+def test_crop_box_is_torchvisions_random_resized_crop():
+    """The rule by hand (a fitting first try; all tries failing: the central crop), and the distribution
+    of area fraction, aspect ratio and position against torchvision's get_params."""
+    from torchvision.transforms import RandomResizedCrop
+
+    from benchmarks.data.avsplit import CROP_DRAWS, crop_box
+
+    # area fraction 0.08 + 0.92·0.18478 = 0.25 of 224², aspect exp(log(3/4) + log(16/9)·0.5) = 1: 112 × 112
+    assert crop_box(224, 224, [0.18478260869565216, 0.5] * 10 + [0.5, 0.25]) == (56, 28, 112, 112)
+    assert crop_box(224, 224, [0.999999, 0.0] * 10 + [0.3, 0.7]) == (0, 0, 224, 224)  # never fits: whole frame
+    assert crop_box(100, 300, [0.999999, 0.0] * 10 + [0.0, 0.0]) == (0, 83, 100, 133)  # ratio clamped to 4/3
+    ours = torch.tensor([crop_box(180, 240, torch.rand(CROP_DRAWS, generator=torch.Generator().manual_seed(i),
+                                                      dtype=torch.float64).tolist()) for i in range(3000)])
+    torch.manual_seed(0)
+    frame = torch.zeros(3, 180, 240)
+    theirs = torch.tensor([RandomResizedCrop.get_params(frame, (0.08, 1.0), (3 / 4, 4 / 3)) for _ in range(3000)])
+    for boxes in (ours, theirs):
+        assert ((boxes[:, 0] + boxes[:, 2] <= 180) & (boxes[:, 1] + boxes[:, 3] <= 240)).all()
+    summary = lambda b: torch.stack([b[:, 2] * b[:, 3] / (180 * 240), (b[:, 3] / b[:, 2]).log(),
+                                     b[:, 0] / 180, b[:, 1] / 240]).double()
+    for a, b in zip(summary(ours), summary(theirs)):
+        assert abs(a.mean() - b.mean()) < 0.02 and abs(a.std() - b.std()) < 0.02
+
+
 def test_a_pass_interrupted_by_another_fails_loudly_with_workers(tmp_path):
     raw = fixture_tree(tmp_path, "kinetics_sounds", "gewu", clips_per_class=2)
     train = KineticsSounds.load(params_of("kinetics_sounds", raw), LoaderOptions(num_workers=2))[0]

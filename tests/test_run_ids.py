@@ -1,6 +1,7 @@
 """The run ids of every shipped grid are frozen: a change of the config schema (a new section, a new
 arm) must leave the directories of the runs already trained in place. ``data/run_ids.json`` holds
-each grid's ``<label>-<run id>`` list as it was before the objective controls were added."""
+each grid's ``<label>-<run id>`` list; it is rewritten only with a change that moves numbers (a method's
+learning rate, a default that changes what a run trains), in the commit that re-trains those runs."""
 import json
 from pathlib import Path
 

@@ -1,11 +1,12 @@
 """``python -m benchmarks.bench [--out results/bench.md] [--quick]``: cost ratios measured side by side.
 
-Sections: DAGR's and each method's step cost (full CREMA-D shapes), each method's epoch cost (reduced
-shapes), peak memory per method (fresh subprocesses), where the time of each run of the default grid goes
-and the grid's projected and measured wall time, the data path on a fixture, the portable numerics' cost,
-and the GPU epoch (CUDA only). The full run takes about 8 minutes on a 2-core CPU (half of it the
-default grid's profile); each timed section also has a time budget that lowers its repetitions (never
-below 2) when the machine is slower than planned.
+Sections: each method's step cost (full CREMA-D shapes), DAGR's Pareto step against its floor and the
+last-layer α at the suite's two substrates and 1 and 2 threads with that α's agreement over a training run,
+each method's epoch cost (reduced shapes), peak memory per method (fresh subprocesses), where the time of
+each run of the default grid goes and the grid's projected and measured wall time, the data path on a
+fixture, the portable numerics' cost, and the GPU epoch (CUDA only). The full run takes about 12 minutes on
+a 2-core CPU; each timed section also has a time budget that lowers its repetitions (never below 2) when
+the machine is slower than planned.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ import traceback
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .compute import CREMAD, DAGR_VARIANTS, FLOOR, METHODS, Shapes
+from .compute import CREMAD, FLOOR, METHODS, Shapes
+from .dagr import QUICK_SUBSTRATES, SUBSTRATES, Substrate
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,11 @@ class Settings:
     epoch_batches: int = 10
     epoch_reps: int = 3
     epoch_budget_s: float = 55.0
-    memory_methods: tuple[str, ...] = METHODS
+    dagr_substrates: tuple[Substrate, ...] = SUBSTRATES
+    dagr_reps: int = 3
+    dagr_budget_s: float = 75.0  # per substrate and thread count
+    agreement_epochs: int | None = None  # the default grid's 15
+    memory_methods: tuple[str, ...] = (*METHODS, "joint+dagr", "joint+dagr-last-layer")
     memory_shapes: Shapes = CREMAD
     memory_batch: int = 16
     memory_steps: int = 1
@@ -49,7 +55,8 @@ class Settings:
 
 QUICK = Settings(step_shapes=Shapes(32, 24, 32, 1, "quick smoke shapes"), step_batch=4, step_reps=2,
                  step_budget_s=60, epoch_shapes=Shapes(32, 24, 32, 1, "quick smoke shapes"), epoch_batch=4,
-                 epoch_batches=3, epoch_reps=2, epoch_budget_s=60, memory_methods=("joint",),
+                 epoch_batches=3, epoch_reps=2, epoch_budget_s=60, dagr_substrates=QUICK_SUBSTRATES, dagr_reps=2,
+                 dagr_budget_s=20, agreement_epochs=2, memory_methods=("joint", "joint+dagr"),
                  memory_shapes=Shapes(32, 24, 32, 1, "quick smoke shapes"), memory_batch=4,
                  data_clips_per_class=2, data_frame_size=32, data_reps=2, encoder="small_cnn",
                  profile_overrides=("run.optim.epochs=2", "methods={joint: {}, gblending: {}}", "references=[audio]"))
@@ -67,23 +74,33 @@ def log(msg: str) -> None:
     print(f"[bench {time.perf_counter() - _T0:5.0f} s] {msg}", file=sys.stderr, flush=True)
 
 
-SECTIONS = ("steps", "epochs", "memory", "profile", "data", "numerics", "gpu")
+SECTIONS = ("steps", "dagr", "epochs", "memory", "profile", "data", "numerics", "gpu")
 
 
 def run(settings: Settings, device: str, gpu_smoke: bool = False, compile: bool = False,
         sections: tuple[str, ...] = SECTIONS, jobs: int = 2, results: Path = Path("results")) -> dict:
-    from . import compute, datapath, gpu, memory, numerics, profile
+    from . import compute, dagr, datapath, gpu, memory, numerics, profile
     from .report import machine
 
     s = settings
     res: dict = {"machine": machine(), "device": device, "encoder": s.encoder}
     if "steps" in sections:
-        names = ["joint", *DAGR_VARIANTS, *[m for m in METHODS if m != "joint"], FLOOR]
+        names = ["joint", "joint+dagr-fixed", *[m for m in METHODS if m != "joint"], FLOOR]
         log(f"steps: {len(names)} variants, {s.step_shapes.describe()}, batch {s.step_batch}")
         times = compute.time_steps(names, s.step_shapes, s.step_batch, s.step_reps, s.step_warmup, device,
                                    s.steps_per_call, budget_s=s.step_budget_s, encoder=s.encoder)
         res["steps"] = {"shapes": s.step_shapes.describe(), "batch": s.step_batch, "warmup": s.step_warmup,
                         "reps": len(times["joint"]), "steps_per_call": s.steps_per_call, "times": times}
+    if "dagr" in sections:
+        import torch
+
+        threads = dagr.THREADS if device == "cpu" else (torch.get_num_threads(),)
+        timed = []
+        for sub in s.dagr_substrates:
+            log(f"dagr: {len(dagr.VARIANTS)} variants, {sub.title}, threads {threads}")
+            timed.append(dagr.time_substrate(sub, device, s.dagr_reps, s.step_warmup, s.dagr_budget_s, threads))
+        log("dagr: the last-layer alpha's agreement over a training run")
+        res["dagr"] = {"substrates": timed, "agreement": dagr.alpha_agreement(device, s.agreement_epochs)}
     if "epochs" in sections:
         log(f"epochs: {len(METHODS)} methods, {s.epoch_shapes.describe()}")
         times, hooks = compute.time_epochs(list(METHODS), s.epoch_shapes, s.epoch_batch, s.epoch_batches,

@@ -3,11 +3,14 @@
 decoding every clip every epoch, and the share of a training epoch spent waiting for data.
 
 * **cached**: the suite's ``cremad`` dataset (decoded once into a memory-mapped cache; the per-epoch
-  work is the float16→float32 audio copy, the frame's random resized crop and flip, normalisation),
-  ``split.batches(...)``, in this process (0 loader workers).
+  work is the float16→float32 audio copy, the frame's random resized crop and flip, normalisation, all
+  written straight into the batch), ``split.batches(...)``, in this process (0 loader workers).
 * **decode every epoch**, as OGM-GE's ``CramedDataset`` does per item: soundfile read + resample to
   22.05 kHz + tiling + STFT + log, JPEG decode of the sampled frame, RandomResizedCrop(224) +
   horizontal flip + normalisation; batches collated by ``torch.stack``, in this process.
+
+Both paths run on one thread, as each loader worker process runs (PyTorch sets one thread per worker):
+the samples per second are those of one worker.
 """
 from __future__ import annotations
 
@@ -93,7 +96,12 @@ def throughput(root: Path, clips_per_class: int, reps: int, frame_size: int = 22
         for batch in train.batches(batch_size, shuffle=True, generator=gen):
             pass
 
-    times = interleave({"cached": cached, "decode": lambda: decode.epoch(batch_size, gen)}, reps, warmup=1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        times = interleave({"cached": cached, "decode": lambda: decode.epoch(batch_size, gen)}, reps, warmup=1)
+    finally:
+        torch.set_num_threads(threads)
     n = len(train)
     if n != len(decode):
         raise RuntimeError(f"the two paths read different clip counts: {n} vs {len(decode)}")

@@ -21,13 +21,16 @@ def rotated(names: list[str], rep: int) -> list[str]:
 def interleave(variants: Mapping[str, Callable[[], object]], reps: int, warmup: int = 1,
                clock: Callable[[], float] = time.perf_counter,
                sync: Callable[[], object] | None = None, budget_s: float | None = None,
-               min_reps: int = 2) -> dict[str, list[float]]:
+               min_reps: int = 2, cpu: dict[str, list[float]] | None = None,
+               cpu_clock: Callable[[], float] = time.process_time) -> dict[str, list[float]]:
     """Seconds per call of each variant, one entry per repetition, measured interleaved.
 
     ``sync`` (e.g. ``torch.cuda.synchronize``) is called after each call, inside the timed interval, and
     once before the first timed call. ``budget_s``: after ``min_reps`` repetitions, stop before a
     repetition that would end past ``budget_s`` seconds from the start (warm-up included), judged by
-    the mean duration of the repetitions so far; fewer than ``reps`` entries then come back.
+    the mean duration of the repetitions so far; fewer than ``reps`` entries then come back. ``cpu``,
+    when given, receives the same entries in this process's CPU seconds (``cpu_clock``): on a machine
+    other programs load, the work each call did, where the wall time also counts the waits for a core.
     """
     if reps < 1:
         raise ValueError(f"reps must be >= 1, got {reps}")
@@ -39,6 +42,8 @@ def interleave(variants: Mapping[str, Callable[[], object]], reps: int, warmup: 
     if sync is not None:
         sync()
     times: dict[str, list[float]] = {name: [] for name in names}
+    if cpu is not None:
+        cpu.update({name: [] for name in names})
     timed_start = clock()
     for rep in range(reps):
         if budget_s is not None and rep >= min_reps:
@@ -46,11 +51,13 @@ def interleave(variants: Mapping[str, Callable[[], object]], reps: int, warmup: 
             if now - start + (now - timed_start) / rep > budget_s:
                 break
         for name in rotated(names, rep):
-            t0 = clock()
+            c0, t0 = cpu_clock(), clock()
             variants[name]()
             if sync is not None:
                 sync()
             times[name].append(clock() - t0)
+            if cpu is not None:
+                cpu[name].append(cpu_clock() - c0)
     return times
 
 

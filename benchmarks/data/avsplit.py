@@ -7,16 +7,17 @@ the same for any number of loader workers.
 """
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms import RandomResizedCrop
-from torchvision.transforms.v2.functional import horizontal_flip, resized_crop
+from torchvision.transforms.v2.functional import horizontal_flip
 
 from .cache import CacheArrays, DiskParams, PreparedCache, ensure_cache
 from .core import Batch
@@ -24,6 +25,7 @@ from .media import sample_frame_indices
 
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+NORMALIZE_SCALE, NORMALIZE_SHIFT = 1 / (255 * IMAGENET_STD), -IMAGENET_MEAN / IMAGENET_STD
 MODALITIES = ("audio", "visual")
 
 
@@ -51,43 +53,95 @@ class ClipSampling:
 
 
 class ClipItems(Dataset):
-    """Items keyed by ``(cache row, epoch seed)``; the row's own generator makes every random choice."""
+    """Items keyed by ``(cache row, epoch seed)``; the row's own generator makes every random choice.
+
+    The loader fetches a whole batch at once (``__getitems__``): the batch's audio is converted in one
+    operation and each frame is cropped, flipped and normalised straight into the batch tensor, so
+    nothing is collated afterwards."""
 
     def __init__(self, arrays: CacheArrays, modalities: tuple[str, ...], sampling: ClipSampling) -> None:
         self.arrays, self.modalities, self.sampling = arrays, modalities, sampling
 
-    def __getitem__(self, key: tuple[int, int]) -> dict[str, Tensor]:
-        row, epoch_seed = key
-        item = {"label": torch.tensor(self.arrays.labels[row])}
+    def __getitems__(self, keys: list[tuple[int, int]]) -> dict[str, Tensor]:
+        rows = [row for row, _ in keys]
+        batch = {"label": torch.from_numpy(np.asarray(self.arrays.labels[rows], dtype=np.int64))}
         if "audio" in self.modalities:
-            item["audio"] = torch.from_numpy(self.arrays.audio(row).astype(np.float32)).unsqueeze(0)
+            batch["audio"] = torch.from_numpy(np.stack([self.arrays.audio(row) for row in rows])).float().unsqueeze(1)
         if "visual" in self.modalities:
-            item["visual"] = self.frames(row, torch.Generator().manual_seed(item_seed(epoch_seed, row)))
-        return item
+            batch["visual"] = self.frames(keys)
+        return batch
 
-    def frames(self, row: int, generator: torch.Generator) -> Tensor:
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, Tensor]:
+        return {name: value[0] for name, value in self.__getitems__([key]).items()}
+
+    def frames(self, keys: list[tuple[int, int]]) -> Tensor:
         s = self.sampling
-        stored = self.arrays.frames(row)
-        chosen = sample_frame_indices(len(stored), s.frames_per_clip, s.train, generator)
-        picked = torch.from_numpy(stored[chosen])
-        if s.train and s.augment:
-            picked = torch.stack([crop_and_flip(frame, s.frame_size, generator) for frame in picked])
-        return (picked.float() / 255 - IMAGENET_MEAN) / IMAGENET_STD
+        out = torch.empty(len(keys), s.frames_per_clip, 3, s.frame_size, s.frame_size)
+        for clip, (row, epoch_seed) in zip(out, keys):
+            generator = torch.Generator().manual_seed(item_seed(epoch_seed, row))
+            stored = self.arrays.frames(row)
+            chosen = sample_frame_indices(len(stored), s.frames_per_clip, s.train, generator)
+            frames = torch.from_numpy(stored[chosen])
+            if s.train and s.augment:
+                draws = torch.rand(len(chosen), CROP_DRAWS + 1, generator=generator, dtype=torch.float64).tolist()
+                frames = [crop_and_flip(frame, s.frame_size, d) for frame, d in zip(frames, draws)]
+            for target, frame in zip(clip, frames):
+                normalize(frame, out=target)
+        return out
+
+
+def normalize(frame: Tensor, out: Tensor) -> Tensor:
+    """``(frame / 255 - mean) / std`` of a uint8 frame with ImageNet's statistics (as one multiply-add,
+    equal to the three operations up to float32 rounding), written into ``out`` in its layout."""
+    return torch.addcmul(NORMALIZE_SHIFT, frame, NORMALIZE_SCALE, out=out)
+
+
+def keep_batch(batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The loader's collate function: ``ClipItems.__getitems__`` already returns the batch."""
+    return batch
 
 
 def item_seed(epoch_seed: int, row: int) -> int:
     return int(np.random.SeedSequence([epoch_seed, row]).generate_state(1, np.uint64)[0] >> 1)
 
 
-def crop_and_flip(frame: Tensor, size: int, generator: torch.Generator) -> Tensor:
-    """torchvision's RandomResizedCrop (default scale and ratio) and RandomHorizontalFlip, drawn
-    from ``generator`` instead of the global RNG."""
-    with torch.random.fork_rng(devices=[]):  # get_params draws from the global CPU generator
-        # the CPU generator only: torch.manual_seed would also (lazily) seed every accelerator, per item
-        torch.default_generator.manual_seed(int(torch.randint(2**62, (), generator=generator)))
-        top, left, height, width = RandomResizedCrop.get_params(frame, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3))
-    frame = resized_crop(frame, top, left, height, width, [size, size], antialias=True)
-    return horizontal_flip(frame) if torch.rand((), generator=generator) < 0.5 else frame
+# torchvision's RandomResizedCrop defaults, and its number of tries before the central crop
+CROP_SCALE, CROP_RATIO, CROP_TRIES = (0.08, 1.0), (3 / 4, 4 / 3), 10
+CROP_DRAWS = 2 * CROP_TRIES + 2  # uniforms per box: (area, aspect) per try, then (top, left)
+
+
+def crop_box(height: int, width: int, draws: list[float]) -> tuple[int, int, int, int]:
+    """``(top, left, h, w)`` of torchvision's ``RandomResizedCrop.get_params``, from ``CROP_DRAWS``
+    uniforms in [0, 1): up to 10 tries of an area fraction uniform in ``CROP_SCALE`` and an aspect
+    ratio log-uniform in ``CROP_RATIO``, the first that fits placed uniformly; else the central crop
+    of the frame's ratio clamped to ``CROP_RATIO``. The same rule and distribution, drawn in one call."""
+    area = height * width
+    log_lo, log_hi = math.log(CROP_RATIO[0]), math.log(CROP_RATIO[1])
+    for k in range(CROP_TRIES):
+        target = area * (CROP_SCALE[0] + (CROP_SCALE[1] - CROP_SCALE[0]) * draws[2 * k])
+        aspect = math.exp(log_lo + (log_hi - log_lo) * draws[2 * k + 1])
+        w, h = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
+        if 0 < w <= width and 0 < h <= height:
+            return int(draws[-2] * (height - h + 1)), int(draws[-1] * (width - w + 1)), h, w
+    ratio = width / height
+    if ratio < CROP_RATIO[0]:
+        w, h = width, round(width / CROP_RATIO[0])
+    elif ratio > CROP_RATIO[1]:
+        h, w = height, round(height * CROP_RATIO[1])
+    else:
+        w, h = width, height
+    return (height - h) // 2, (width - w) // 2, h, w
+
+
+def crop_and_flip(frame: Tensor, size: int, draws: list[float]) -> Tensor:
+    """RandomResizedCrop (:func:`crop_box` from ``draws[:CROP_DRAWS]``) and a horizontal flip when
+    ``draws[CROP_DRAWS] < 0.5``, of a uint8 frame. The resize is torchvision's (bilinear, antialiased,
+    on uint8), run on a channels-last copy of the crop: the same bytes, about twice as fast. The result
+    stays channels-last (:func:`normalize` writes it into the planar batch in the same pass)."""
+    top, left, h, w = crop_box(frame.shape[-2], frame.shape[-1], draws)
+    crop = frame[None, :, top:top + h, left:left + w].contiguous(memory_format=torch.channels_last)
+    resized = F.interpolate(crop, size=[size, size], mode="bilinear", antialias=True)[0]
+    return horizontal_flip(resized) if draws[CROP_DRAWS] < 0.5 else resized
 
 
 class PlannedBatches:
@@ -159,7 +213,7 @@ class CachedAVSplit:
         if self._dataloader is None:
             items = ClipItems(self.arrays, self.modalities, self.sampling)
             workers = self.loader.num_workers
-            self._dataloader = DataLoader(items, batch_sampler=self._plan, num_workers=workers,
+            self._dataloader = DataLoader(items, batch_sampler=self._plan, num_workers=workers, collate_fn=keep_batch,
                                           pin_memory=self.loader.pin_memory, persistent_workers=workers > 0)
         return self._dataloader
 

@@ -1,5 +1,6 @@
 """Per-modality encoders. Each maps a batch of one modality to a pooled embedding (B×D),
-the vector the fusion head and DAGR act on."""
+the vector the fusion head and DAGR act on, and names its ``last_layer()`` (the modules before the
+pooling, whose gradients DAGR's ``alpha: last_layer`` reads)."""
 from __future__ import annotations
 
 import torch
@@ -49,6 +50,11 @@ class ResNet18Encoder(nn.Module):
         x, frames = as_image_batch(x, self.in_channels)
         return pool_frames(self.body(x), frames)
 
+    def last_layer(self) -> tuple[nn.Module, ...]:
+        """The last convolution and its batch norm (of layer4's last block), right before the pooling."""
+        block = self.body[-1][-1]
+        return block.conv2, block.bn2
+
 
 class SmallCNNEncoder(nn.Module):
     """Three conv-BN-ReLU stages with pooling; for the small embedded benchmark.
@@ -71,6 +77,11 @@ class SmallCNNEncoder(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         x, frames = as_image_batch(x, self.in_channels)
         return pool_frames(self.body(x), frames)
+
+    def last_layer(self) -> tuple[nn.Module, ...]:
+        """The last convolution and its batch norm (the third block's), right before the pooling."""
+        conv, norm, _ = self.body[-1]
+        return conv, norm
 
 
 class MaxPool2x2(nn.Module):

@@ -58,6 +58,11 @@ class MultimodalModel(nn.Module):
     def encoder_parameters(self, modality: str) -> Iterator[nn.Parameter]:
         return self.encoders[modality].parameters()
 
+    def last_layer_parameters(self, modality: str) -> Iterator[nn.Parameter]:
+        """The parameters of the encoder's last layer (its ``last_layer()`` modules)."""
+        for module in self.encoders[modality].last_layer():
+            yield from module.parameters()
+
     def head_parameters(self) -> Iterator[nn.Parameter]:
         yield from self.fusion.parameters()
         if self.unimodal_heads is not None:

@@ -39,8 +39,8 @@ from .summaries import (COLUMNS, SELECTION, MissingData, Record, arm_of, compare
 Draw = Callable[[], list[Path]]
 
 ARM_COLORS = {"none": "tab:gray", "disperse": "tab:orange", "anchor": "tab:green", "dagr": "tab:blue",
-              "dagr-fixed": "tab:purple", "naive-align": "tab:red", "vicreg": "tab:brown",
-              "barlow-twins": "tab:pink", "unit-sphere": "tab:olive"}
+              "dagr-fixed": "tab:purple", "dagr-last-layer": "tab:cyan", "naive-align": "tab:red",
+              "vicreg": "tab:brown", "barlow-twins": "tab:pink", "unit-sphere": "tab:olive"}
 CURVE_ARMS = ("none", "disperse", "dagr", "dagr-fixed")  # the paper's Figure 2 legend, plus the fixed form
 SIMILARITY_ARMS = ("none", "dagr")
 VERDICT_MARKERS = {"better": "^", "worse": "v", "within noise": "o", "no test": "o"}

@@ -28,6 +28,7 @@ from ..core.records import (RunDir, atomic_torch_save, atomic_write_json, atomic
                       git_commit, peak_memory_mb)
 from ..core.strict import from_dict
 from .compute import autocast, choose_device, prepare_model, resolve_precision, use_channels_last
+from .dagr_step import AlphaAgreement, plain_gradient
 from .evaluation import PredictionLog, evaluate
 from ..core.selection import SELECTION_RULES, select_epoch
 
@@ -73,7 +74,7 @@ def build_regularizer(cfg: RunConfig) -> Regularizer | None:
         return None
     return DAGR(t=d.t, tau=d.tau, anchor_form=d.anchor_form, weighting=d.weighting, beta=d.beta,
                 lambda_disperse=d.lambda_disperse, lambda_anchor=d.lambda_anchor, terms=d.terms,
-                dispersion_form=d.dispersion_form)
+                dispersion_form=d.dispersion_form, alpha=d.alpha, record_exact_alpha=d.record_exact_alpha)
 
 
 @dataclass
@@ -115,6 +116,7 @@ class Trainer:
         setup = MethodSetup(self.data, cfg.optim.epochs, cfg.data.batch_size, self.device, self.generator, cfg.optim.lr)
         self.method: Method = method_cls(params, self.model, setup)
         self.regularizer = build_regularizer(cfg)
+        self.alpha_agreement = AlphaAgreement() if cfg.dagr.enabled and cfg.dagr.record_exact_alpha else None
         self.optimizer = build_optimizer(cfg, self.model)
         self.scheduler = build_scheduler(cfg, self.optimizer)
         self.global_step = 0
@@ -177,7 +179,8 @@ class Trainer:
             step += 1
             totals.add(logs)
             self.global_step += 1
-        means = self.ranks.mean(totals.means())  # one host sync per epoch
+        agreement = self.alpha_agreement.summary() if self.alpha_agreement is not None else {}
+        means = self.ranks.mean({**totals.means(), **agreement})  # one host sync per epoch
         first_bad = self.ranks.earliest_step(first_bad)
         self.ranks.sync_buffers(self.model)
         if first_bad.item() >= 0:
@@ -203,7 +206,7 @@ class Trainer:
         geometry = self._geometry_gradients(reg, embeddings)  # before the method's backward frees the graph
         fixed_loss = reg["loss"] if reg is not None and geometry is None else None
         objective = sum(losses.values()) + (fixed_loss if fixed_loss is not None else 0.0)
-        self.method.backward(losses, fixed_loss)
+        self.method.backward(losses, fixed_loss if geometry is None else geometry.joined_loss)
         logs = dict(self.method.process_gradients(out, batch))
         self.ranks.average_gradients(self.model.parameters(), len(batch))  # after the method's modulation
         logs.update(self.method.clip_gradients())  # the averaged gradient's norm (DGL)
@@ -211,6 +214,9 @@ class Trainer:
             self.ranks.average_tensors(geometry.tensors(), len(batch))
             geometry.apply()
             logs.update({f"dagr/alpha/{m}": a for m, a in geometry.alphas.items()})
+            logs.update({f"dagr/alpha_exact/{m}": a for m, a in geometry.exact_alphas.items()})
+            if self.alpha_agreement is not None:
+                self.alpha_agreement.add(geometry.alphas, geometry.exact_alphas)
         logs.update(losses)
         if reg is not None:
             logs.update({f"{self.regularizer.log_prefix}/{k}": v for k, v in reg.items()})
@@ -219,11 +225,15 @@ class Trainer:
 
     def _geometry_gradients(self, reg: dict[str, torch.Tensor] | None,
                             embeddings: dict[str, torch.Tensor]) -> GeometryGradients | None:
-        """DAGR's Pareto-weighted gradient per encoder, or None when the fixed form joins the loss."""
+        """DAGR's Pareto-weighted gradient per encoder, or None when the fixed form joins the loss. With the
+        last-layer α it joins the backward of a method whose gradient is plain (``joined_loss``)."""
         if reg is None or not self.regularizer.adds_own_gradient:
             return None
         encoders = {m: self.model.encoder_parameters(m) for m in embeddings}
-        return self.regularizer.geometry_gradients(reg, embeddings, encoders)
+        last_layers = ({m: self.model.last_layer_parameters(m) for m in embeddings}
+                       if self.cfg.dagr.alpha == "last_layer" else None)
+        return self.regularizer.geometry_gradients(reg, embeddings, encoders, alpha_params=last_layers,
+                                                   fold=plain_gradient(self.method))
 
     def evaluate_split(self, split, geometry: bool = False, on_predictions=None, perturbation=None) -> dict[str, Any]:
         with autocast(self.precision, self.device):
