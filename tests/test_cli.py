@@ -54,15 +54,15 @@ def test_front_page_of_the_fake_records_drops_the_paired_statistics(tmp_path):
             in text)
 
 
-def test_the_readme_shows_the_front_page_of_the_committed_default_table():
-    """`make reproduce` writes results/avdigits/table.md and the README's block together: the block must be
-    what the code makes of the committed table, with the committed overview figure."""
-    results, readme = ROOT / "results" / "avdigits", ROOT / "README.md"
+def test_the_readme_shows_the_front_page_of_the_committed_powered_table():
+    """`make powered` writes results/avdigits_powered/table.md and the README's headline block together: the
+    block must be what the code makes of the committed table, with the committed overview figure."""
+    results, readme = ROOT / "results" / "avdigits_powered", ROOT / "README.md"
     assert (results / "figures" / "overview.png").exists()
-    block = readme.read_text().split("<!-- table:avdigits -->\n", 1)[1].split("<!-- /table:avdigits -->", 1)[0]
+    block = readme.read_text().split("<!-- table:avdigits_powered -->\n", 1)[1].split("<!-- /table:avdigits_powered -->", 1)[0]
     expected = front_page((results / "table.md").read_text(), results, readme)
     assert block == re.sub(r"^#", "###", expected.strip(), flags=re.MULTILINE) + "\n"
-    assert "![The accuracy overview](results/avdigits/figures/overview.png)" in block
+    assert "![The accuracy overview](results/avdigits_powered/figures/overview.png)" in block
 
 
 def test_reproduce_draws_the_figures_and_the_readme_embeds_the_overview(tmp_path, capsys):

@@ -146,7 +146,7 @@ def test_bad_arguments_name_themselves(kwargs: dict, name: str) -> None:
 def test_repr_and_no_parameters() -> None:
     reg = DAGR(dispersion_form="infonce_l2", anchor_form="squared_distance")
     r = repr(reg)
-    assert "t=4.0" in r and "tau=0.25" in r and "infonce_l2" in r and "squared_distance" in r
+    assert "t=2.0" in r and "tau=0.25" in r and "infonce_l2" in r and "squared_distance" in r
     assert "weighting='pareto'" in r and "beta=0.2" in r
     assert list(reg.parameters()) == []
 
