@@ -531,13 +531,12 @@ def cmd_seed_plan(args) -> int:
 
 
 def cmd_numerics_probe(args) -> int:
-    import json
 
     from .core.records import atomic_write_json
-    from .run.numerics_probe import compare, probe
+    from .run.numerics_probe import compare, probe, read_probe
 
     if args.compare:
-        lines, portable_same = compare(*(json.loads(Path(f).read_text()) for f in args.compare))
+        lines, portable_same = compare(*(read_probe(Path(f)) for f in args.compare))
         print("\n".join(lines))
         return errors.OK if portable_same else 1
     result = probe(args.settings, args.steps, announce=lambda line: print(line, file=sys.stderr))

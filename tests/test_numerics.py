@@ -1,4 +1,5 @@
 """Portable numerics: the mode is exported before torch runs and recorded per run (verify: test_verify.py)."""
+import json
 import os
 import subprocess
 import sys
@@ -62,6 +63,22 @@ def test_numerics_probe_compare_names_the_kernels_that_differ():
     other = probe_file({**ops, "linear.fwd": "zz", "cdist": "yy"}, {**train, "dgl-s0": "xx"}, "GenuineIntel")
     lines, ok = compare(probe_file(ops, train, "AuthenticAMD"), other)
     assert not ok and "DIFFERENT: 2 ops (linear.fwd, cdist), 1 of 2 trainings" in lines[2]
+
+
+def test_numerics_probe_compare_refuses_a_file_it_did_not_write(tmp_path):
+    from benchmarks.core.strict import ConfigError
+    from benchmarks.run.numerics_probe import read_probe
+
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(probe_file({"conv.fwd": "a1"}, {"joint-s0": "d4"}, "AuthenticAMD")))
+    assert read_probe(good)["machine"]["vendor"] == "AuthenticAMD"
+    for name, text, named in [("other.json", '{"meta": {}, "kernels": {}}', "'machine'"),
+                              ("half.json", '{"machine": {"cpu": "x"}, "settings": {}}', "'machine.vendor'"),
+                              ("broken.json", "{not json", "not JSON")]:
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ConfigError, match=named) as err:
+            read_probe(tmp_path / name)
+        assert name in str(err.value)
 
 
 @pytest.mark.slow

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core import numerics
+from ..core.strict import ConfigError
 
 # Settings a probe can compare: the portable mode as shipped, the processor's native kernels, and
 # portable variants with one knob changed (what docs/performance.md reports for each).
@@ -216,6 +217,23 @@ def torch_version() -> str:
     import torch
 
     return torch.__version__
+
+
+MACHINE_KEYS = ("cpu", "vendor", "isa", "torch")
+
+
+def read_probe(path: Path) -> dict[str, Any]:
+    """A file written by ``numerics-probe --out``; anything else is an error that names the file."""
+    try:
+        probe_file = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path}: not a numerics-probe file (not JSON: {err})") from None
+    top = probe_file if isinstance(probe_file, dict) else {}
+    expected = [key for key in ("machine", "settings") if key not in top]
+    expected += [f"machine.{key}" for key in MACHINE_KEYS if not expected and key not in top["machine"]]
+    if expected:
+        raise ConfigError(f"{path}: not a file of `geomreg-bench numerics-probe --out` (no {expected[0]!r})")
+    return probe_file
 
 
 def compare(a: dict[str, Any], b: dict[str, Any]) -> tuple[list[str], bool]:
