@@ -46,6 +46,8 @@ def test_front_page_of_the_fake_records_drops_the_paired_statistics(tmp_path):
     splice_table(readme, "fake", front_page(markdown, results, readme))
     text = re.sub(" +", " ", readme.read_text())
     assert "### fake: golden table\n" in text and "- MISSING: joint+dagr-s3" in text  # the header, nested
+    assert "- seeds:" in text and "- cells:" not in text and "- benchmark:" not in text  # those stay in table.md
+    assert "- cells:" in markdown and "- benchmark:" in markdown
     assert "#### Validation-selected (our protocol)" in text
     assert "| Joint training | 50.00 ± 2.00 | 55.00 ± 2.00 | +5.00 [+0.03, +9.97] within noise |" in text
     assert "Paired statistics" not in text.split("The whole table is in")[0] and "95.00" not in text

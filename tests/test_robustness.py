@@ -158,3 +158,18 @@ def test_robustness_command_writes_records_tables_and_figures(tmp_path):
     assert (out / "robustness_dgl.png").exists() and (out / "robustness_dgl.pdf").exists()
     again = grid_robustness(load_grid("benchmarks/configs/debug.yaml", overrides[1::2]), Path(runs))
     assert again.evaluated == 0 and len(again.results) == 2  # the records are read back, not measured again
+
+
+def test_equal_differences_of_one_test_sample_are_not_a_sure_verdict():
+    """Three seeds that each gain exactly one test sample of 1,000 (+0.1 point): with the spread floored at
+    one sample the paired t is 0.1 / (0.1 / √3) = 1.732 (p = 0.225 with 2 df), not an infinitely sure test."""
+    from benchmarks.report.robustness_report import Cells
+
+    rows = [{"method": "DGL", "arm": arm, "seed": s, "family": "audio missing", "level": "0.5",
+             "Multi": 50.0 + s + (0.1 if arm == "dagr" else 0.0)} for arm in ("none", "dagr") for s in range(3)]
+    frame = pd.DataFrame(rows)
+    floored = Cells(frame, resolution=0.1).against("DGL", "dagr", "none", "audio missing", "0.5", "Multi")
+    assert floored.mean == pytest.approx(0.1) and floored.t_p_value == pytest.approx(1 - 1.732051 / math.sqrt(1.732051**2 + 2), abs=1e-5)
+    assert floored.t_p_value > 0.2
+    unfloored = Cells(frame).against("DGL", "dagr", "none", "audio missing", "0.5", "Multi")
+    assert unfloored.t_p_value < 0.05 or math.isnan(unfloored.t_p_value)  # what the floor guards against

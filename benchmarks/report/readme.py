@@ -28,12 +28,18 @@ def splice_table(page: Path, name: str, markdown: str) -> None:
     atomic_write_text(page, f"{head}{begin}\n{section}\n{end}{rest.split(end, 1)[1]}")
 
 
+# Header lines the README leaves to table.md: the dataset's parameters and the cells' full legend (the
+# README's "Reading it" says what a cell is).
+HEADER_LEFT_IN_TABLE = ("- benchmark:", "- cells:")
+
+
 def front_page(markdown: str, results: Path, page: Path) -> str:
-    """A grid's table as the README shows it: the header and the validation-selected table of
+    """A grid's table as the README shows it: the header (less HEADER_LEFT_IN_TABLE) and the validation-selected table of
     ``markdown`` (the grid's table.md, written into the folder ``results``), the overview figure when
     it has been drawn, and a link to table.md naming the sections left there. Links are relative to
     the folder of ``page``."""
     head, *sections = markdown.split("\n## ")
+    head = "\n".join(line for line in head.splitlines() if not line.startswith(HEADER_LEFT_IN_TABLE))
     shown = [s for s in sections if s.startswith(FRONT_PAGE_SECTIONS)]
     left = [s.split("\n", 1)[0] for s in sections if not s.startswith(FRONT_PAGE_SECTIONS)]
     parts = [head.rstrip(), *(f"## {s.rstrip()}" for s in shown)]

@@ -72,8 +72,9 @@ def percent(accuracies: dict[str, float]) -> dict[str, float]:
 class Cells:
     """The per-run frame indexed by (method, arm, degradation, level): seed -> that run's row."""
 
-    def __init__(self, frame: pd.DataFrame) -> None:
+    def __init__(self, frame: pd.DataFrame, resolution: float = 0.0) -> None:
         self.frame = frame
+        self.resolution = resolution  # one test sample, in points: the floor of a difference's spread
         self.runs: dict[tuple[str, str, str, str], dict[int, dict]] = {}
         for row in frame.to_dict("records"):
             seeds = self.runs.setdefault((row["method"], row["arm"], row["family"], row["level"]), {})
@@ -93,7 +94,7 @@ class Cells:
         a = self.values(method, arm, family, level, column)
         b = self.values(method, baseline, family, level, column)
         seeds = sorted(set(a) & set(b))
-        return paired_comparison([a[s] - b[s] for s in seeds]) if seeds else None
+        return paired_comparison([a[s] - b[s] for s in seeds], resolution=self.resolution) if seeds else None
 
     def families(self) -> list[str]:
         return list(dict.fromkeys(self.frame["family"]))
@@ -196,7 +197,7 @@ def header_lines(grid: GridRobustness, seed: int) -> list[str]:
 def render(grid: GridRobustness, arms: list[str], out_dir: Path, title: str, seed: int) -> str:
     """Write the table, the CSVs and the figures; returns the markdown."""
     frame = per_run_frame(grid.results)
-    cells = Cells(frame)
+    cells = Cells(frame, 100 / grid.test_samples if grid.test_samples else 0.0)
     arms = [a for a in arms if a in set(frame["arm"])]
     baseline = "none" if "none" in arms else (arms[0] if arms else "none")
     methods = list(dict.fromkeys(frame["method"]))

@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 import torch
 import yaml
 
@@ -116,6 +118,7 @@ class GridRobustness:
     missing: list[str]  # labels of runs not finished
     failed: list[str]  # "label: why" of runs that could not be evaluated
     evaluated: int  # records measured now (the others were read back)
+    test_samples: int | None = None  # the test split's size, from the first run's kept predictions
 
 
 def grid_robustness(grid: GridConfig, runs_root: Path, seed: int = 0, force: bool = False,
@@ -139,6 +142,9 @@ def grid_robustness(grid: GridConfig, runs_root: Path, seed: int = 0, force: boo
             out.evaluated += 1
             announce(f"{cfg.label}: {record['wall_time_s']:.1f} s")
         out.results.append(RunResult(method_title(cfg.method.name), cfg.arm, cfg.seed, cfg.label, record))
+        if out.test_samples is None and run.test_predictions.exists():
+            with np.load(run.test_predictions, allow_pickle=False) as kept:
+                out.test_samples = len(kept["labels"])
     return out
 
 
