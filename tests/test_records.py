@@ -1,6 +1,8 @@
-"""Atomic writes: a write that fails, or is interrupted, leaves the old file whole and no temporary file."""
+"""Run records: atomic writes (a write that fails, or is interrupted, leaves the old file whole and no
+temporary file) and what a run directory tells of its run."""
 import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -42,3 +44,11 @@ def test_a_failed_metrics_write_keeps_every_earlier_line(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         run.write_metrics([{"epoch": 0}, {"epoch": 1}])
     assert run.read_metrics() == [{"epoch": 0}] and os.listdir(tmp_path) == ["metrics.jsonl"]
+
+
+def test_test_samples_counts_the_kept_labels_and_is_none_before_any_evaluation(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    assert run.test_samples() is None
+    np.savez(run.test_predictions, labels=np.arange(7), epochs=np.array([0, 1]))
+    assert run.test_samples() == 7

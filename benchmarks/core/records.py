@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from .numerics import hardware_record
@@ -71,6 +72,10 @@ class RunDir:
     def is_done(self) -> bool:
         return self.done.exists()
 
+    def test_samples(self) -> int | None:
+        """Samples in the test split, from the run's kept predictions (None before any evaluation)."""
+        return test_samples_in(self.test_predictions) if self.test_predictions.exists() else None
+
     def read_metrics(self) -> list[dict[str, Any]]:
         if not self.metrics.exists():
             return []
@@ -79,6 +84,12 @@ class RunDir:
     def write_metrics(self, rows: list[dict[str, Any]]) -> None:
         """Rewrite the whole log atomically (it is small): a crash never leaves a torn line."""
         atomic_write_text(self.metrics, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+
+
+def test_samples_in(predictions: Path) -> int:
+    """Samples in the test split of a run's ``test_predictions.npz``."""
+    with np.load(predictions, allow_pickle=False) as kept:
+        return len(kept["labels"])
 
 
 def git_commit() -> dict[str, Any]:

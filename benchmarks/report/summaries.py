@@ -36,7 +36,7 @@ import yaml
 from baselines import METHODS
 
 from ..core.numerics import cpu_vendor, pinned_text
-from ..core.records import RunDir
+from ..core.records import RunDir, test_samples_in
 from ..core.selection import SELECTION_RULES, select_epoch
 from ..grid.config import expand_grid, run_arm, unused_keys
 from ..grid.naming import method_title, run_dir_for
@@ -220,8 +220,7 @@ def test_set_size(records: Iterable[Record]) -> int | None:
     """Samples in the test split, from the first run that kept its predictions."""
     for record in records:
         if record.get("predictions") is not None:
-            with np.load(record["predictions"], allow_pickle=False) as data:
-                return len(data["labels"])
+            return test_samples_in(record["predictions"])
     return None
 
 

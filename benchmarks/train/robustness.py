@@ -28,7 +28,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 import torch
 import yaml
@@ -142,9 +141,8 @@ def grid_robustness(grid: GridConfig, runs_root: Path, seed: int = 0, force: boo
             out.evaluated += 1
             announce(f"{cfg.label}: {record['wall_time_s']:.1f} s")
         out.results.append(RunResult(method_title(cfg.method.name), cfg.arm, cfg.seed, cfg.label, record))
-        if out.test_samples is None and run.test_predictions.exists():
-            with np.load(run.test_predictions, allow_pickle=False) as kept:
-                out.test_samples = len(kept["labels"])
+        if out.test_samples is None:
+            out.test_samples = run.test_samples()
     return out
 
 
