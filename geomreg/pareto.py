@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["ParetoResult", "balance_geometry", "geometry_alpha", "geometry_weights", "min_norm_weights",
-           "pareto_combine"]
+__all__ = ["ParetoResult", "alpha_from_products", "balance_geometry", "geometry_alpha", "geometry_weights",
+           "gradient_products", "min_norm_weights", "pareto_combine"]
 
 GradLike = Tensor | Sequence[Tensor | None]
 
@@ -132,13 +132,22 @@ def pareto_combine(
 def geometry_alpha(g_disp: Sequence[Tensor | None], g_inter: Sequence[Tensor | None]) -> Tensor:
     """α* of :func:`balance_geometry` alone: ``clip(<g_disp - g_inter, g_disp> / ||g_inter - g_disp||², 0, 1)``,
     0.5 when the two are equal (both zero or all ``None`` included). A 0-d float64 tensor, no host sync."""
+    return alpha_from_products(*gradient_products(g_disp, g_inter))
+
+
+def gradient_products(g_disp: Sequence[Tensor | None], g_inter: Sequence[Tensor | None]) -> tuple[Tensor, Tensor, Tensor]:
+    """``<g_disp, g_disp>``, ``<g_inter, g_inter>``, ``<g_disp, g_inter>`` over all tensors (``None`` counts
+    as zeros): 0-d float64 tensors, each the float64 sum of per-tensor float32 products."""
     if len(g_disp) != len(g_inter):
         raise ValueError(f"gradient lists differ in length: {len(g_disp)} vs {len(g_inter)}")
     pairs = [(d if d is not None else torch.zeros_like(i), i if i is not None else torch.zeros_like(d))
              for d, i in zip(g_disp, g_inter) if d is not None or i is not None]
-    if not pairs:
-        return torch.tensor(0.5, dtype=torch.float64)
     dd, ii, di = (terms.sum() for terms in _dot_terms([d for d, _ in pairs], [i for _, i in pairs]))
+    return dd, ii, di
+
+
+def alpha_from_products(dd: Tensor, ii: Tensor, di: Tensor) -> Tensor:
+    """The min-norm α of the anchoring gradient from the three inner products of :func:`gradient_products`."""
     denom = dd + ii - 2.0 * di
     return torch.where(denom > 0, (dd - di) / denom.clamp_min(torch.finfo(torch.float64).tiny), 0.5).clamp(0.0, 1.0)
 

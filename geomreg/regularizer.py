@@ -12,7 +12,8 @@ import torch
 from torch import Tensor, nn
 
 from . import functional as GF
-from .pareto import balance_geometry, geometry_alpha, geometry_weights
+from .lastlayer import LastLayer, LastLayerParameters
+from .pareto import balance_geometry, geometry_weights
 
 __all__ = ["ALPHA_RULES", "DAGR", "GeometryGradients", "Regularizer", "TERMS", "WEIGHTINGS"]
 
@@ -208,7 +209,7 @@ class DAGR(nn.Module):
         terms: Mapping[str, Tensor],
         embeddings: Mapping[str, Tensor],
         params: Mapping[str, Iterable[Tensor]],
-        alpha_params: Mapping[str, Iterable[Tensor]] | None = None,
+        alpha_params: Mapping[str, LastLayer | Iterable[Tensor]] | None = None,
         fold: bool = False,
     ) -> GeometryGradients:
         """``g_geom`` per encoder (Algorithm 1), from ``terms = self(embeddings)``.
@@ -218,8 +219,10 @@ class DAGR(nn.Module):
         respect to the (small) embeddings; each term's cotangent is then pulled back through every
         encoder at once (one ``autograd.grad`` per term).
 
-        With ``alpha="last_layer"``, ``alpha_params`` maps each modality to the parameters α is taken
-        from (its encoder's last layer), and ``g_geom`` is one pull-back of the combined cotangent. With
+        With ``alpha="last_layer"``, ``alpha_params`` maps each modality to its encoder's last layer: a
+        :class:`~geomreg.lastlayer.LastLayer` (whose recorded convolution may give α from its input, at
+        fewer multiply-adds) or the parameters α is taken from; ``g_geom`` is one pull-back of the
+        combined cotangent. With
         ``fold`` (the caller's backward is a plain backward of its loss, nothing processes the gradient
         before :meth:`GeometryGradients.apply`), that pull-back is left to the caller's backward: the
         result's ``joined_loss`` is to be added to its loss. ``fold`` saves nothing for the exact α,
@@ -234,8 +237,9 @@ class DAGR(nn.Module):
             return self._exact_gradients(zs, params, u_disp, u_inter)
         if alpha_params is None:
             raise ValueError(f"alpha={self.alpha!r} needs alpha_params: the parameters α is taken from, per modality")
-        alpha_params = {n: [p for p in alpha_params[n] if p.requires_grad] for n in names}
-        alphas = dict(zip(names, self._alphas(zs, alpha_params, u_disp, u_inter)))
+        layers = {n: layer if isinstance(layer := alpha_params[n], LastLayer) else LastLayerParameters(layer)
+                  for n in names}
+        alphas = dict(zip(names, self._alphas(zs, layers, u_disp, u_inter)))
         exact = self._exact_gradients(zs, params, u_disp, u_inter).alphas if self.record_exact_alpha else {}
         cotangents = []
         for k, name in enumerate(names):
@@ -264,12 +268,13 @@ class DAGR(nn.Module):
         return GeometryGradients(params=params, grads=grads, alphas=alphas)
 
     @staticmethod
-    def _alphas(zs: list[Tensor], alpha_params: dict[str, list[Tensor]], u_disp: list[Tensor],
+    def _alphas(zs: list[Tensor], layers: dict[str, LastLayer | LastLayerParameters], u_disp: list[Tensor],
                 u_inter: list[Tensor]) -> list[Tensor]:
-        """α per modality from the two terms' gradients on ``alpha_params`` only."""
-        flat = [p for ps in alpha_params.values() for p in ps]
-        g_disp, g_inter = (_split(_pull_back(zs, flat, u), alpha_params) for u in (u_disp, u_inter))
-        return [geometry_alpha(g_disp[n], g_inter[n]) for n in alpha_params]
+        """α per modality from the two terms' gradients on its last layer: one pull-back per term."""
+        targets = {n: layer.pull_back_targets() for n, layer in layers.items()}
+        flat = [t for ts in targets.values() for t in ts]
+        g_disp, g_inter = (_split(_pull_back(zs, flat, u), targets) for u in (u_disp, u_inter))
+        return [layer.alpha(g_disp[n], g_inter[n]) for n, layer in layers.items()]
 
     def _single_weight(self) -> list[float]:
         """Weights of the pulled-back gradients when no min-norm balancing happens."""

@@ -83,7 +83,7 @@ def last_layer_reference(model, emb, dagr):
     terms = dagr(emb)
     alphas, geom = {}, {}
     for m in model.modalities:
-        last = list(model.last_layer_parameters(m))
+        last = list(model.last_layer(m).parameters())
         flat = lambda gs: torch.cat([g.reshape(-1).double() for g in gs])
         d = flat(torch.autograd.grad(terms[f"disperse/{m}"], last, retain_graph=True))
         i = flat(torch.autograd.grad(terms["anchor"], last, retain_graph=True))
@@ -101,7 +101,7 @@ def test_last_layer_alpha_by_hand_and_its_own_pull_back(encoder):
     dagr = DAGR(alpha="last_layer", tau=0.1, beta=0.5)
     want_alphas, want_grads = last_layer_reference(model, emb, dagr)
     params = {m: model.encoder_parameters(m) for m in model.modalities}
-    last = {m: model.last_layer_parameters(m) for m in model.modalities}
+    last = {m: model.last_layer(m).parameters() for m in model.modalities}
     geom = dagr.geometry_gradients(dagr(emb), emb, params, alpha_params=last)
     for m in model.modalities:
         assert float(geom.alphas[m]) == pytest.approx(want_alphas[m], rel=1e-5, abs=1e-9)
@@ -113,7 +113,7 @@ def test_last_layer_alpha_by_hand_and_its_own_pull_back(encoder):
 def test_last_layer_alpha_differs_from_the_exact_one_and_is_recorded_beside_it():
     model, emb = model_and_embeddings(*SUBSTRATES["small_cnn"])
     params = {m: list(model.encoder_parameters(m)) for m in model.modalities}
-    last = {m: list(model.last_layer_parameters(m)) for m in model.modalities}
+    last = {m: list(model.last_layer(m).parameters()) for m in model.modalities}
     exact = DAGR(tau=0.1)
     exact_alphas = exact.geometry_gradients(exact(emb), emb, params).alphas
     fast = DAGR(tau=0.1, alpha="last_layer", record_exact_alpha=True)
@@ -128,7 +128,7 @@ def test_folded_gradient_is_the_joined_loss_gradient():
     model, emb = model_and_embeddings(*SUBSTRATES["small_cnn"])
     dagr = DAGR(alpha="last_layer", tau=0.1)
     params = {m: list(model.encoder_parameters(m)) for m in model.modalities}
-    last = {m: list(model.last_layer_parameters(m)) for m in model.modalities}
+    last = {m: list(model.last_layer(m).parameters()) for m in model.modalities}
     terms = dagr(emb)
     folded = dagr.geometry_gradients(terms, emb, params, alpha_params=last, fold=True)
     assert folded.grads == {} and folded.tensors() == []

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from geomreg import LastLayer
+
 from .encoders import build_encoder
 from .fusion import FUSIONS, SeparateHeads
 
@@ -58,10 +60,9 @@ class MultimodalModel(nn.Module):
     def encoder_parameters(self, modality: str) -> Iterator[nn.Parameter]:
         return self.encoders[modality].parameters()
 
-    def last_layer_parameters(self, modality: str) -> Iterator[nn.Parameter]:
-        """The parameters of the encoder's last layer (its ``last_layer()`` modules)."""
-        for module in self.encoders[modality].last_layer():
-            yield from module.parameters()
+    def last_layer(self, modality: str) -> LastLayer:
+        """The encoder's last layer (its ``last_layer()`` modules), for DAGR's last-layer α."""
+        return LastLayer(*self.encoders[modality].last_layer())
 
     def head_parameters(self) -> Iterator[nn.Parameter]:
         yield from self.fusion.parameters()

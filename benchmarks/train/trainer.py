@@ -18,6 +18,7 @@ from baselines import Method, MethodSetup, get_method
 from baselines.plugins import method_origin
 from geomreg import DAGR, GeometryGradients, Regularizer
 from geomreg.controls import control_loss
+from geomreg.lastlayer import recording
 
 from ..data import Batch, DatasetSplits, get_dataset, load_data
 from ..models import MultimodalModel, build_model
@@ -117,6 +118,8 @@ class Trainer:
         self.method: Method = method_cls(params, self.model, setup)
         self.regularizer = build_regularizer(cfg)
         self.alpha_agreement = AlphaAgreement() if cfg.dagr.enabled and cfg.dagr.record_exact_alpha else None
+        self.last_layers = ({m: self.model.last_layer(m) for m in self.model.modalities}
+                            if cfg.dagr.enabled and cfg.dagr.alpha == "last_layer" else {})
         self.optimizer = build_optimizer(cfg, self.model)
         self.scheduler = build_scheduler(cfg, self.optimizer)
         self.global_step = 0
@@ -199,7 +202,8 @@ class Trainer:
         step. A control's loss joins the objective like DAGR's fixed form (``Method.backward``)."""
         self.optimizer.zero_grad(set_to_none=True)
         with autocast(self.precision, self.device):
-            out = self.model(batch.inputs)
+            with recording(*self.last_layers.values()):  # the last-layer α may read its convolution's input
+                out = self.model(batch.inputs)
             losses = self.method.losses(out, batch)
         embeddings = {m: z.float() for m, z in out.embeddings.items()}  # regularizer in fp32 (bf16 rounds distances)
         reg = self.regularizer(embeddings) if self.regularizer is not None else None
@@ -230,8 +234,7 @@ class Trainer:
         if reg is None or not self.regularizer.adds_own_gradient:
             return None
         encoders = {m: self.model.encoder_parameters(m) for m in embeddings}
-        last_layers = ({m: self.model.last_layer_parameters(m) for m in embeddings}
-                       if self.cfg.dagr.alpha == "last_layer" else None)
+        last_layers = {m: self.last_layers[m] for m in embeddings} if self.last_layers else None
         return self.regularizer.geometry_gradients(reg, embeddings, encoders, alpha_params=last_layers,
                                                    fold=plain_gradient(self.method))
 
