@@ -219,3 +219,17 @@ def test_an_index_without_a_source_digest_is_decoded_again(tmp_path, monkeypatch
     decodes = count_decodes(monkeypatch)
     prepare(CremaD, raw["root"], Path(raw["root"]) / ".geomreg-cache", params)
     assert len(decodes) == 12
+
+
+# --- the cache format ------------------------------------------------------------------------------
+def test_another_cache_format_prepares_another_folder_with_the_same_data_fingerprint(tmp_path, monkeypatch):
+    raw = cremad_tree(tmp_path)
+    params = CremaD.Params(**raw)
+    monkeypatch.setattr(cache_module, "CACHE_VERSION", 1)
+    older = ensure_cache(CremaD, params)
+    monkeypatch.undo()
+    newer = ensure_cache(CremaD, params)
+    assert newer.path != older.path and (older.path / "frames.u8").exists()  # the older folder is left as it was
+    assert (older.index["version"], newer.index["version"]) == (1, cache_module.CACHE_VERSION)
+    # the digest the planar (format 1) cache of this tree recorded: the runs trained on it keep their names
+    assert older.fingerprint == newer.fingerprint and newer.fingerprint["digest"] == "fba0a2d69bc32e15"

@@ -23,6 +23,7 @@ from benchmarks.data.fixtures import write_cremad_fixture, write_ks_fixture
 from benchmarks.data.kinetics_sounds import KineticsSounds
 from benchmarks.data.layouts import frame_files
 from benchmarks.data.media import cremad_spectrogram, kinetics_fbank, read_audio, sample_frame_indices
+from benchmarks.data.seeds import item_seeds
 from benchmarks.grid.config import DataConfig
 from benchmarks.core.strict import ConfigError
 
@@ -275,19 +276,33 @@ def test_batches_are_the_same_with_0_and_2_workers(tmp_path):
     assert not torch.equal(serial[0].inputs["visual"], serial[2].inputs["visual"])  # epochs differ
 
 
+def numpy_item_seed(epoch_seed: int, row: int) -> int:
+    return int(np.random.SeedSequence([epoch_seed, row]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def test_item_seeds_are_numpys_seed_sequence():
+    rng = np.random.default_rng(0)
+    rows = [0, 1, 2**32 - 1, *rng.integers(0, 2**32, 200).tolist()]
+    for epoch_seed in [0, 1, 2**32 - 1, 2**32, 2**62 - 1, 2**96 - 1, *rng.integers(0, 2**62, 20).tolist()]:
+        assert item_seeds(epoch_seed, rows) == [numpy_item_seed(epoch_seed, row) for row in rows]
+    for epoch_seed, row in [(2**96, 0), (0, 2**32), (-1, 0)]:  # more words than the pool, or negative
+        with pytest.raises(ValueError):
+            item_seeds(epoch_seed, [row])
+
+
 def per_item_reference(arrays, row: int, epoch_seed: int, sampling) -> dict:
     """One item built item by item with torchvision's ops (resized_crop on the uint8 frame, flip, then
     ``(x.float() / 255 - mean) / std``), from the same draws: an oracle of the batched fetch."""
     from torchvision.transforms.v2.functional import horizontal_flip, resized_crop
 
-    from benchmarks.data.avsplit import CROP_DRAWS, IMAGENET_MEAN, IMAGENET_STD, crop_box, item_seed
+    from benchmarks.data.avsplit import CROP_DRAWS, IMAGENET_MEAN, IMAGENET_STD, crop_box
 
-    generator = torch.Generator().manual_seed(item_seed(epoch_seed, row))
+    generator = torch.Generator().manual_seed(numpy_item_seed(epoch_seed, row))
     stored = arrays.frames(row)
     chosen = sample_frame_indices(len(stored), sampling.frames_per_clip, sampling.train, generator)
     draws = torch.rand(len(chosen), CROP_DRAWS + 1, generator=generator, dtype=torch.float64).tolist()
     frames = []
-    for frame, d in zip(torch.from_numpy(stored[chosen]), draws):
+    for frame, d in zip(stored[chosen], draws):
         frame = resized_crop(frame, *crop_box(*frame.shape[-2:], d), [sampling.frame_size] * 2, antialias=True)
         frames.append(horizontal_flip(frame) if d[-1] < 0.5 else frame)
     visual = (torch.stack(frames).float() / 255 - IMAGENET_MEAN) / IMAGENET_STD
@@ -310,6 +325,82 @@ def test_the_batched_fetch_gives_the_per_item_values(tmp_path, frame_size):
         assert torch.equal(batch.inputs["audio"][k], want["audio"])
         assert torch.equal(batch.labels[k], want["label"])
     assert batch.inputs["visual"].is_contiguous() and batch.labels.dtype == torch.int64
+
+
+def format_1_frames(dataset, p, clips: list[str]) -> list[torch.Tensor]:
+    """Each cache row's frames as the planar cache (format 1) stored them: decoded again, n × 3 × S × S."""
+    from benchmarks.data.cache import CachePlan, locate_sources, read_frames
+
+    plan = CachePlan.make(dataset, Path(p.root), p)
+    sources = {plan.clips.clips[i]: src for i, src in locate_sources(plan).found}
+    return [read_frames(sources[clip], p.frame_size) for clip in clips]
+
+
+def format_1_crop(frame: torch.Tensor, size: int, draws: list[float]) -> torch.Tensor:
+    import torch.nn.functional as F
+    from torchvision.transforms.v2.functional import horizontal_flip
+
+    from benchmarks.data.avsplit import CROP_DRAWS, crop_box
+
+    top, left, h, w = crop_box(frame.shape[-2], frame.shape[-1], draws)
+    crop = frame[None, :, top:top + h, left:left + w].contiguous(memory_format=torch.channels_last)
+    resized = F.interpolate(crop, size=[size, size], mode="bilinear", antialias=True)[0]
+    return horizontal_flip(resized) if draws[CROP_DRAWS] < 0.5 else resized
+
+
+def format_1_batches(split, planar: list[torch.Tensor], batch_size: int, shuffle: bool, generator) -> list[dict]:
+    """``split.batches(batch_size, shuffle, generator)`` as the loader of the planar cache made them, kept
+    as the oracle: frames read from the planar copy, numpy's SeedSequence and the draws item by item."""
+    from benchmarks.data.avsplit import CROP_DRAWS, NORMALIZE_SCALE, NORMALIZE_SHIFT
+
+    s, n = split.sampling, len(split)
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    epoch_seed = int(torch.randint(2**62, (), generator=generator)) if s.train else 0
+    rows = split.rows[order].tolist()
+    batches = []
+    for start in range(0, n, batch_size):
+        keys = rows[start:start + batch_size]
+        visual = torch.empty(len(keys), s.frames_per_clip, 3, s.frame_size, s.frame_size)
+        for clip, row in zip(visual, keys):
+            item = torch.Generator().manual_seed(numpy_item_seed(epoch_seed, row))
+            stored = planar[row]
+            chosen = sample_frame_indices(len(stored), s.frames_per_clip, s.train, item)
+            frames = stored[chosen]
+            if s.train and s.augment:
+                draws = torch.rand(len(chosen), CROP_DRAWS + 1, generator=item, dtype=torch.float64).tolist()
+                frames = [format_1_crop(frame, s.frame_size, d) for frame, d in zip(frames, draws)]
+            for target, frame in zip(clip, frames):
+                torch.addcmul(NORMALIZE_SHIFT, frame, NORMALIZE_SCALE, out=target)
+        audio = torch.from_numpy(np.stack([split.arrays.audio(row) for row in keys])).float().unsqueeze(1)
+        batches.append({"audio": audio, "visual": visual, "label": torch.from_numpy(split.arrays.labels[keys])})
+    return batches
+
+
+def assert_same_bits(got: list, want: list[dict]) -> None:
+    assert len(got) == len(want)
+    for batch, expected in zip(got, want):
+        for name, value in {**batch.inputs, "label": batch.labels}.items():
+            other = expected[name]
+            assert value.dtype == other.dtype and value.shape == other.shape and value.stride() == other.stride()
+            as_int = torch.int32 if value.dtype == torch.float32 else value.dtype
+            assert torch.equal(value.view(as_int), other.view(as_int)), name
+
+
+@pytest.mark.parametrize("dataset,layout,frame_size", [("cremad", "ogm_ge", 224), ("kinetics_sounds", "gewu", SMALL)])
+def test_batches_are_bit_for_bit_those_of_the_planar_cache(tmp_path, dataset, layout, frame_size):
+    """The channels-last cache, the item seeds of a whole epoch at once and a batch's draws taken before its
+    image work give the batches of the planar cache's loader, augmented and for evaluation, to the bit."""
+    raw = {**fixture_tree(tmp_path, dataset, layout, clips_per_class=2), "frame_size": frame_size}
+    p = params_of(dataset, raw)
+    train, test, _ = DATASETS[dataset].load(p)
+    planar = format_1_frames(DATASETS[dataset], p, ensure_cache(DATASETS[dataset], p).index["clips"])
+    assert all(torch.equal(train.arrays.frames(row), frames) for row, frames in enumerate(planar))
+    gen, oracle_gen = torch.Generator().manual_seed(4), torch.Generator().manual_seed(4)
+    for _ in range(3):  # epochs: other orders and epoch seeds
+        assert_same_bits(list(train.batches(4, shuffle=True, generator=gen)),
+                         format_1_batches(train, planar, 4, True, oracle_gen))
+    for split in (test, train.for_evaluation()):
+        assert_same_bits(list(split.batches(5)), format_1_batches(split, planar, 5, False, None))
 
 
 def test_crop_box_is_torchvisions_random_resized_crop():
@@ -351,7 +442,7 @@ def test_evaluation_batches_are_deterministic_and_unaugmented(tmp_path):
     test = KineticsSounds.load(params_of("kinetics_sounds", raw))[1]
     first, again = next(test.batches(8)), next(test.batches(8, generator=torch.Generator().manual_seed(5)))
     assert torch.equal(first.inputs["visual"], again.inputs["visual"])
-    stored = torch.from_numpy(test.arrays.frames(int(test.rows[0]))).float() / 255
+    stored = test.arrays.frames(int(test.rows[0])).float() / 255
     centres = sample_frame_indices(len(stored), 3, train=False, generator=None)
     mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)

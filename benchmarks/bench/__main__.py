@@ -46,7 +46,8 @@ class Settings:
     memory_steps: int = 1
     data_clips_per_class: int = 8
     data_frame_size: int = 224
-    data_reps: int = 3
+    data_reps: int = 7
+    data_passes: int = 10  # cached passes per repetition, against one decode-every-epoch pass
     wait_workers: int = 1
     encoder: str = "resnet18"  # the quick smoke check uses small_cnn: the code paths, in seconds
     profile_grid: str = "benchmarks/configs/avdigits.yaml"  # the grid `make reproduce` trains by default
@@ -58,7 +59,7 @@ QUICK = Settings(step_shapes=Shapes(32, 24, 32, 1, "quick smoke shapes"), step_b
                  epoch_batches=3, epoch_reps=2, epoch_budget_s=60, dagr_substrates=QUICK_SUBSTRATES, dagr_reps=2,
                  dagr_budget_s=20, agreement_epochs=2, memory_methods=("joint", "joint+dagr"),
                  memory_shapes=Shapes(32, 24, 32, 1, "quick smoke shapes"), memory_batch=4,
-                 data_clips_per_class=2, data_frame_size=32, data_reps=2, encoder="small_cnn",
+                 data_clips_per_class=2, data_frame_size=32, data_reps=2, data_passes=2, encoder="small_cnn",
                  profile_overrides=("run.optim.epochs=2", "methods={joint: {}, gblending: {}}", "references=[audio]"))
 
 
@@ -125,7 +126,8 @@ def run(settings: Settings, device: str, gpu_smoke: bool = False, compile: bool 
         log("data path")
         try:
             with tempfile.TemporaryDirectory(prefix="bench-data-") as tmp:
-                data = datapath.throughput(Path(tmp), s.data_clips_per_class, s.data_reps, s.data_frame_size)
+                data = datapath.throughput(Path(tmp), s.data_clips_per_class, s.data_reps, s.data_frame_size,
+                                           passes=s.data_passes)
                 data["wait"] = datapath.wait_share(data.pop("params"), s.wait_workers, device=device,
                                                    encoder=s.encoder)
                 res["data"] = data

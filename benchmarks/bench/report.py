@@ -296,10 +296,11 @@ def render_data(data: dict[str, Any]) -> list[str]:
         f"{data['frame_size']}-px output frames from 480×360 JPEGs, CREMA-D's size), {data['clips']} training "
         f"clips, batch 16, "
         f"in this process (0 loader workers) on one thread, as a loader worker runs, {sp.n} interleaved repetitions "
-        f"after one warm-up pass. The cache "
+        f"after one warm-up round, each of one decode-every-epoch pass and {data['passes']} passes of the cached "
+        f"loader (its times per pass). The cache "
         f"was prepared once in {data['prepare_s']:.1f} s (not counted).",
         "",
-        md_table(["path", "samples/s (best pass)"],
+        md_table(["path", "samples/s (best repetition)"],
                  [["cached loader (`cremad` dataset, memory-mapped)", f"{data['cached_sps']:.0f}"],
                   ["decode every epoch (soundfile + resample + STFT + JPEG decode + transforms per item)",
                    f"{data['decode_sps']:.0f}"]]),

@@ -1,9 +1,9 @@
 """Splits of the datasets read from a prepared cache, with the interface of ``TensorSplit``.
 
 Items are read by a torch DataLoader from the memory-mapped cache. Every random choice of an item
-(frames inside segments, crop, flip) comes from a generator seeded by (epoch seed, cache row),
-and the epoch seed is drawn once per ``batches()`` call from the caller's generator: batches are
-the same for any number of loader workers.
+(frames inside segments, crop, flip) comes from a generator seeded from (epoch seed, cache row) by
+:func:`~benchmarks.data.seeds.item_seeds`, and the epoch seed is drawn once per ``batches()`` call
+from the caller's generator: batches are the same for any number of loader workers.
 """
 from __future__ import annotations
 
@@ -11,17 +11,18 @@ import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from itertools import repeat
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms.v2.functional import horizontal_flip
 
 from .cache import CacheArrays, DiskParams, PreparedCache, ensure_cache
 from .core import Batch
 from .media import sample_frame_indices
+from .seeds import item_seeds
 
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
@@ -53,11 +54,11 @@ class ClipSampling:
 
 
 class ClipItems(Dataset):
-    """Items keyed by ``(cache row, epoch seed)``; the row's own generator makes every random choice.
+    """Items keyed by ``(cache row, item seed)``; the item's own generator makes every random choice.
 
-    The loader fetches a whole batch at once (``__getitems__``): the batch's audio is converted in one
-    operation and each frame is cropped, flipped and normalised straight into the batch tensor, so
-    nothing is collated afterwards."""
+    The loader fetches a whole batch at once (``__getitems__``): the batch's audio is read and converted
+    in one operation each and each frame is cropped, flipped and normalised from the mapped cache straight
+    into the batch tensor, so nothing is collated afterwards."""
 
     def __init__(self, arrays: CacheArrays, modalities: tuple[str, ...], sampling: ClipSampling) -> None:
         self.arrays, self.modalities, self.sampling = arrays, modalities, sampling
@@ -66,7 +67,7 @@ class ClipItems(Dataset):
         rows = [row for row, _ in keys]
         batch = {"label": torch.from_numpy(np.asarray(self.arrays.labels[rows], dtype=np.int64))}
         if "audio" in self.modalities:
-            batch["audio"] = torch.from_numpy(np.stack([self.arrays.audio(row) for row in rows])).float().unsqueeze(1)
+            batch["audio"] = torch.from_numpy(self.arrays.audio(rows)).float().unsqueeze(1)
         if "visual" in self.modalities:
             batch["visual"] = self.frames(keys)
         return batch
@@ -75,19 +76,33 @@ class ClipItems(Dataset):
         return {name: value[0] for name, value in self.__getitems__([key]).items()}
 
     def frames(self, keys: list[tuple[int, int]]) -> Tensor:
+        """The batch's frames, read from the mapped cache by the crop or the normalisation (no other copy).
+        Every draw of the batch comes first, so the interpreter's share runs in one stretch rather than
+        between image kernels that evict its caches."""
         s = self.sampling
+        frames, crops = [], []
+        for row, seed in keys:
+            chosen, boxes = self.draw(row, seed)
+            frames += chosen
+            crops += boxes
         out = torch.empty(len(keys), s.frames_per_clip, 3, s.frame_size, s.frame_size)
-        for clip, (row, epoch_seed) in zip(out, keys):
-            generator = torch.Generator().manual_seed(item_seed(epoch_seed, row))
-            stored = self.arrays.frames(row)
-            chosen = sample_frame_indices(len(stored), s.frames_per_clip, s.train, generator)
-            frames = torch.from_numpy(stored[chosen])
-            if s.train and s.augment:
-                draws = torch.rand(len(chosen), CROP_DRAWS + 1, generator=generator, dtype=torch.float64).tolist()
-                frames = [crop_and_flip(frame, s.frame_size, d) for frame, d in zip(frames, draws)]
-            for target, frame in zip(clip, frames):
-                normalize(frame, out=target)
+        for target, frame, crop in zip(out.view(-1, 3, s.frame_size, s.frame_size), frames, crops or repeat(None)):
+            normalize(crop_and_flip(frame, s.frame_size, *crop) if crop else frame, out=target)
         return out
+
+    def draw(self, row: int, seed: int) -> tuple[list[Tensor], list[tuple[Box, bool]]]:
+        """An item's frames and, with augmentation, each one's crop box and flip, from the item's generator
+        (frame indices first, then the crops); evaluation draws nothing, so it seeds no generator."""
+        s = self.sampling
+        generator = torch.Generator().manual_seed(seed) if s.train else None
+        stored = self.arrays.frames(row)
+        chosen = sample_frame_indices(len(stored), s.frames_per_clip, s.train, generator)
+        frames = [stored[i] for i in chosen]
+        if not (s.train and s.augment):
+            return frames, []
+        draws = torch.rand(len(chosen), CROP_DRAWS + 1, generator=generator, dtype=torch.float64).tolist()
+        height, width = stored.shape[-2:]
+        return frames, [(crop_box(height, width, d), d[CROP_DRAWS] < 0.5) for d in draws]
 
 
 def normalize(frame: Tensor, out: Tensor) -> Tensor:
@@ -101,16 +116,13 @@ def keep_batch(batch: dict[str, Tensor]) -> dict[str, Tensor]:
     return batch
 
 
-def item_seed(epoch_seed: int, row: int) -> int:
-    return int(np.random.SeedSequence([epoch_seed, row]).generate_state(1, np.uint64)[0] >> 1)
-
-
 # torchvision's RandomResizedCrop defaults, and its number of tries before the central crop
 CROP_SCALE, CROP_RATIO, CROP_TRIES = (0.08, 1.0), (3 / 4, 4 / 3), 10
 CROP_DRAWS = 2 * CROP_TRIES + 2  # uniforms per box: (area, aspect) per try, then (top, left)
+Box = tuple[int, int, int, int]  # top, left, height, width
 
 
-def crop_box(height: int, width: int, draws: list[float]) -> tuple[int, int, int, int]:
+def crop_box(height: int, width: int, draws: list[float]) -> Box:
     """``(top, left, h, w)`` of torchvision's ``RandomResizedCrop.get_params``, from ``CROP_DRAWS``
     uniforms in [0, 1): up to 10 tries of an area fraction uniform in ``CROP_SCALE`` and an aspect
     ratio log-uniform in ``CROP_RATIO``, the first that fits placed uniformly; else the central crop
@@ -133,15 +145,16 @@ def crop_box(height: int, width: int, draws: list[float]) -> tuple[int, int, int
     return (height - h) // 2, (width - w) // 2, h, w
 
 
-def crop_and_flip(frame: Tensor, size: int, draws: list[float]) -> Tensor:
-    """RandomResizedCrop (:func:`crop_box` from ``draws[:CROP_DRAWS]``) and a horizontal flip when
-    ``draws[CROP_DRAWS] < 0.5``, of a uint8 frame. The resize is torchvision's (bilinear, antialiased,
-    on uint8), run on a channels-last copy of the crop: the same bytes, about twice as fast. The result
-    stays channels-last (:func:`normalize` writes it into the planar batch in the same pass)."""
-    top, left, h, w = crop_box(frame.shape[-2], frame.shape[-1], draws)
+def crop_and_flip(frame: Tensor, size: int, box: Box, flip: bool) -> Tensor:
+    """RandomResizedCrop of ``box`` (:func:`crop_box`) and, if ``flip`` (drawn as ``draws[CROP_DRAWS] <
+    0.5``), a horizontal flip, of a uint8 frame. The resize is torchvision's (bilinear, antialiased, on
+    uint8), run on a channels-last copy of the crop: the same bytes as on a planar one, about twice as
+    fast, and from the channels-last cache the copy takes whole pixel rows. The result stays
+    channels-last (:func:`normalize` writes it into the planar batch in the same pass)."""
+    top, left, h, w = box
     crop = frame[None, :, top:top + h, left:left + w].contiguous(memory_format=torch.channels_last)
     resized = F.interpolate(crop, size=[size, size], mode="bilinear", antialias=True)[0]
-    return horizontal_flip(resized) if draws[CROP_DRAWS] < 0.5 else resized
+    return resized.flip(-1) if flip else resized
 
 
 class PlannedBatches:
@@ -189,14 +202,17 @@ class CachedAVSplit:
     def batches(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
                 drop_last: bool = False) -> Iterator[Batch]:
         """Batches in order, or shuffled by ``generator``; a training split also draws the epoch's
-        seed from it (from torch's global RNG without one)."""
+        seed from it (from torch's global RNG without one), and from it each item's seed."""
         n = len(self)
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-        epoch_seed = int(torch.randint(2**62, (), generator=generator)) if self.sampling.train else 0
         rows = self.rows[order].tolist()
+        if self.sampling.train:
+            seeds = item_seeds(int(torch.randint(2**62, (), generator=generator)), rows)
+        else:
+            seeds = [0] * n  # evaluation draws nothing
+        keys = list(zip(rows, seeds))
         stop = n - n % batch_size if drop_last else n
-        self._plan.batches = [[(row, epoch_seed) for row in rows[start:min(start + batch_size, stop)]]
-                              for start in range(0, stop, batch_size)]
+        self._plan.batches = [keys[start:min(start + batch_size, stop)] for start in range(0, stop, batch_size)]
         self._passes += 1
         this_pass = self._passes
         for item in self._get_dataloader():

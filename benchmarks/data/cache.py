@@ -3,8 +3,9 @@
 A cache folder ``<cache_dir>/<dataset>-<layout>-<key>/`` holds
 
 * ``audio.f16``: float16 audio features, N × (feature shape), raw bytes;
-* ``frames.u8``: uint8 frames of every clip one after another, (Σ n_frames) × 3 × S × S, raw bytes
-  (the frame count is only known after decoding, so the frames are appended rather than padded);
+* ``frames.u8``: uint8 frames of every clip one after another, (Σ n_frames) × S × S × 3 (channels-last:
+  the crop that augmentation resizes is then a copy of whole pixel rows), raw bytes (the frame count is
+  only known after decoding, so the frames are appended rather than padded);
 * ``n_frames.npy``, ``labels.npy``: int64, per clip;
 * ``index.json``: clip names and splits, class names, the preprocessing params and their key, the
   source layout, the shapes, the listed clips left out with the reason (``skipped``), those of them
@@ -13,12 +14,14 @@ A cache folder ``<cache_dir>/<dataset>-<layout>-<key>/`` holds
   data fingerprint a run records (``fingerprint``);
 * ``problems.txt``: every unreadable clip, then every missing one, then every warning, one per line.
 
-The key hashes every preprocessing param, the layout and the clip lists, so changing any of them
-prepares a new folder. The source digest covers the path, size and modification time of every
-source file (and which listed clips are absent): when the files change, the folder is decoded again
-on its next use. The folder is written under a temporary name (``.<name>.tmp-*``, locked while it is
-written) and renamed when complete: an interrupted prepare leaves no half cache, and the partial
-folder of a killed one is removed by the next prepare.
+The key hashes every preprocessing param, the layout, the clip lists and the cache format
+(``CACHE_VERSION``), so changing any of them prepares a new folder (the old one is left as it was).
+The data fingerprint hashes the same but the format: a cache in another format holds the same data,
+so the runs trained on it keep their names. The source digest covers the path, size and modification
+time of every source file (and which listed clips are absent): when the files change, the folder is
+decoded again on its next use. The folder is written under a temporary name (``.<name>.tmp-*``, locked
+while it is written) and renamed when complete: an interrupted prepare leaves no half cache, and the
+partial folder of a killed one is removed by the next prepare.
 """
 from __future__ import annotations
 
@@ -47,7 +50,8 @@ from .layouts import ClipSources, Layout, MissingClipError, expected_layouts, fr
 from .media import MediaWarning, decode_video_frames, read_audio, read_feature_file, read_image
 from .staging import publish, remove_stale_temps, staged_folder
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # the format of the files (2: frames channels-last); in the key, not in the fingerprint
+DATA_VERSION = 1  # what is decoded into them: bumping it changes every data fingerprint, so every run's name
 INDEX, AUDIO, FRAMES, N_FRAMES, LABELS = "index.json", "audio.f16", "frames.u8", "n_frames.npy", "labels.npy"
 PROBLEMS = "problems.txt"
 
@@ -118,25 +122,38 @@ class CacheArrays:
                  labels: np.ndarray) -> None:
         self.path, self.labels = path, labels
         self.audio_shape = audio_shape
-        self.frame_shape = (3, frame_size, frame_size)
-        self.starts = np.concatenate([[0], np.cumsum(n_frames)])
-        self._audio: np.memmap | None = None
-        self._frames: np.memmap | None = None
+        self.frame_shape = (frame_size, frame_size, 3)
+        self.starts = np.concatenate([[0], np.cumsum(n_frames)]).tolist()
+        self._audio: np.ndarray | None = None
+        self._frames: torch.Tensor | None = None
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_audio": None, "_frames": None}
 
-    def audio(self, row: int) -> np.ndarray:
+    def audio(self, rows: int | list[int]) -> np.ndarray:
+        """The float16 features of a row, or of a list of rows read in one copy."""
         if self._audio is None:
             shape = (len(self.starts) - 1, *self.audio_shape)
-            self._audio = np.memmap(self.path / AUDIO, np.float16, "r", shape=shape)
-        return self._audio[row]
+            # a plain array: indexing skips np.memmap's bookkeeping (the mapping lives as long as the array)
+            self._audio = np.memmap(self.path / AUDIO, np.float16, "r", shape=shape).view(np.ndarray)
+        return self._audio[rows]
 
-    def frames(self, row: int) -> np.ndarray:
+    def frames(self, row: int) -> torch.Tensor:
+        """The row's frames, n × 3 × S × S: a read-only view of the mapped file (writing to it crashes),
+        which stores them n × S × S × 3, so with channels-last strides; nothing is copied until a frame
+        is cropped or normalised."""
         if self._frames is None:
-            shape = (int(self.starts[-1]), *self.frame_shape)
-            self._frames = np.memmap(self.path / FRAMES, np.uint8, "r", shape=shape)
+            stored = np.memmap(self.path / FRAMES, np.uint8, "r", shape=(self.starts[-1], *self.frame_shape))
+            self._frames = read_only_tensor(stored).permute(0, 3, 1, 2)
         return self._frames[self.starts[row]:self.starts[row + 1]]
+
+
+def read_only_tensor(mapped: np.memmap) -> torch.Tensor:
+    """A tensor over a read-only mapping, without torch's warning that it has no read-only tensors. A
+    copy-on-write mapping would be writable, but a large cache's is refused (it counts as memory)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
+        return torch.from_numpy(mapped)
 
 
 @dataclass(frozen=True)
@@ -282,10 +299,16 @@ class CachePlan:
         return cls(dataset, params, root, layout, clip_list(dataset, params))
 
     @property
-    def key(self) -> str:
-        blob = {"version": CACHE_VERSION, "dataset": self.dataset.name, "layout": self.layout.name,
+    def data_key(self) -> str:
+        """Hashes what is decoded (dataset, layout, preprocessing, clips): the data fingerprint's key."""
+        blob = {"version": DATA_VERSION, "dataset": self.dataset.name, "layout": self.layout.name,
                 "preprocessing": self.dataset.preprocessing(self.params), "clips": self.clips.digest}
         return hashlib.sha1(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:12]
+
+    @property
+    def key(self) -> str:
+        """The folder's key: the data key and the cache format."""
+        return hashlib.sha1(f"{self.data_key} format {CACHE_VERSION}".encode()).hexdigest()[:12]
 
     @property
     def folder_name(self) -> str:
@@ -381,7 +404,7 @@ def write_cache(folder: Path, plan: CachePlan, scan: SourceScan, workers: int | 
         "skipped": dict(sorted({**scan.missing, **unreadable}.items())), "unreadable": sorted(unreadable),
         "warnings": dict(sorted(notes.items())), "listed": listed,
         "audio_shape": list(dataset.audio_shape(p)), "frame_size": p.frame_size, "sources": scan.digest,
-        "fingerprint": data_fingerprint(plan.key, used.digest, used.splits, listed),
+        "fingerprint": data_fingerprint(plan.data_key, used.digest, used.splits, listed),
     }
     (folder / INDEX).write_text(json.dumps(index, indent=1))
     (folder / PROBLEMS).write_text("".join(f"unreadable {clip}: {why}\n" for clip, why in sorted(unreadable.items()))
@@ -425,14 +448,14 @@ def decode_clip_or_reason(dataset, p: DiskParams, src: ClipSources):
 
 
 def decode_clip(dataset, p: DiskParams, src: ClipSources) -> tuple[np.ndarray, np.ndarray]:
-    """Audio features (the dataset's shape) and the clip's frames, n × 3 × S × S uint8."""
+    """Audio features (the dataset's shape) and the clip's frames, n × S × S × 3 uint8 (channels-last)."""
     if src.audio_is_feature:
         audio = read_feature_file(src.audio)
         check_feature_shape(src.audio, audio.shape, dataset.audio_shape(p))
     else:
         wave = read_audio(src.audio, p.sample_rate, min_rate=min(p.sample_rate, dataset.source_rate))
         audio = dataset.audio_features(p, wave).numpy()
-    return audio, read_frames(src, p.frame_size).numpy()
+    return audio, read_frames(src, p.frame_size).permute(0, 2, 3, 1).numpy()
 
 
 def check_feature_shape(path: Path, shape: tuple[int, ...], expected: tuple[int, ...]) -> None:

@@ -1,8 +1,9 @@
 """The data fingerprint a run records: what it trained on, read from the prepared cache.
 
-It holds the clips per split against the listed ones and a digest of the cache's preprocessing key
-and of the clips actually used (names, labels, splits). Where the files lie is left out, so a copy
-moved to another folder or machine keeps its fingerprint; a copy with other clips never does.
+It holds the clips per split against the listed ones and a digest of the cache's data key (the
+preprocessing, layout and clip lists, not the cache format) and of the clips actually used (names,
+labels, splits). Where the files lie is left out, so a copy moved to another folder or machine keeps
+its fingerprint; a copy with other clips never does.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from collections import Counter
 
 
 def data_fingerprint(key: str, clip_digest: str, splits: tuple[str, ...], listed: dict[str, int]) -> dict:
-    """``key``: the cache's preprocessing key; ``clip_digest`` and ``splits``: of the clips used."""
+    """``key``: the cache's data key; ``clip_digest`` and ``splits``: of the clips used."""
     clips = Counter(splits)
     return {"digest": hashlib.sha1(f"{key} {clip_digest}".encode()).hexdigest()[:16],
             "clips": {split: clips[split] for split in listed}, "listed": dict(listed),
