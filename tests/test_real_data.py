@@ -303,7 +303,8 @@ def per_item_reference(arrays, row: int, epoch_seed: int, sampling) -> dict:
     draws = torch.rand(len(chosen), CROP_DRAWS + 1, generator=generator, dtype=torch.float64).tolist()
     frames = []
     for frame, d in zip(stored[chosen], draws):
-        frame = resized_crop(frame, *crop_box(*frame.shape[-2:], d), [sampling.frame_size] * 2, antialias=True)
+        frame = resized_crop(frame, *crop_box(*frame.shape[-2:], d[:CROP_DRAWS]), [sampling.frame_size] * 2,
+                             antialias=True)
         frames.append(horizontal_flip(frame) if d[-1] < 0.5 else frame)
     visual = (torch.stack(frames).float() / 255 - IMAGENET_MEAN) / IMAGENET_STD
     audio = torch.from_numpy(arrays.audio(row).astype(np.float32)).unsqueeze(0)
@@ -342,15 +343,16 @@ def format_1_crop(frame: torch.Tensor, size: int, draws: list[float]) -> torch.T
 
     from benchmarks.data.avsplit import CROP_DRAWS, crop_box
 
-    top, left, h, w = crop_box(frame.shape[-2], frame.shape[-1], draws)
+    top, left, h, w = crop_box(frame.shape[-2], frame.shape[-1], draws[:CROP_DRAWS])
     crop = frame[None, :, top:top + h, left:left + w].contiguous(memory_format=torch.channels_last)
     resized = F.interpolate(crop, size=[size, size], mode="bilinear", antialias=True)[0]
     return horizontal_flip(resized) if draws[CROP_DRAWS] < 0.5 else resized
 
 
 def format_1_batches(split, planar: list[torch.Tensor], batch_size: int, shuffle: bool, generator) -> list[dict]:
-    """``split.batches(batch_size, shuffle, generator)`` as the loader of the planar cache made them, kept
-    as the oracle: frames read from the planar copy, numpy's SeedSequence and the draws item by item."""
+    """``split.batches(batch_size, shuffle, generator)`` as the loader of the planar cache made them (with
+    the crop placed by its own draws, not the flip's), kept as the oracle: frames read from the planar
+    copy, numpy's SeedSequence and the draws item by item."""
     from benchmarks.data.avsplit import CROP_DRAWS, NORMALIZE_SCALE, NORMALIZE_SHIFT
 
     s, n = split.sampling, len(split)
@@ -414,6 +416,8 @@ def test_crop_box_is_torchvisions_random_resized_crop():
     assert crop_box(224, 224, [0.18478260869565216, 0.5] * 10 + [0.5, 0.25]) == (56, 28, 112, 112)
     assert crop_box(224, 224, [0.999999, 0.0] * 10 + [0.3, 0.7]) == (0, 0, 224, 224)  # never fits: whole frame
     assert crop_box(100, 300, [0.999999, 0.0] * 10 + [0.0, 0.0]) == (0, 83, 100, 133)  # ratio clamped to 4/3
+    with pytest.raises(ValueError, match="22 uniforms, got 23"):  # e.g. the flip's draw taken for the left edge
+        crop_box(224, 224, [0.5] * 23)
     ours = torch.tensor([crop_box(180, 240, torch.rand(CROP_DRAWS, generator=torch.Generator().manual_seed(i),
                                                       dtype=torch.float64).tolist()) for i in range(3000)])
     torch.manual_seed(0)
@@ -461,3 +465,20 @@ def test_cli_prepare_and_data_check(tmp_path, capsys):
     next((Path(raw["root"]) / "audio").glob("*.npy")).unlink()
     sets += ["--set", "cache_dir=" + str(tmp_path / "fresh")]
     assert main(["data-check", "kinetics_sounds", "--root", raw["root"], *sets]) == 1
+
+
+def test_a_crops_place_is_drawn_apart_from_its_flip(tmp_path):
+    """Where a crop sits across the frame does not depend on whether it is flipped: the left edge's draw is
+    the box's own, not the flip's (each group's mean relative position is about 1/2)."""
+    from benchmarks.data.avsplit import ClipItems
+
+    raw = fixture_tree(tmp_path, "cremad", "ogm_ge", clips_per_class=1)
+    train = CremaD.load(params_of("cremad", raw))[0]
+    items = ClipItems(train.arrays, train.modalities, train.sampling)
+    width = train.arrays.frames(0).shape[-1]
+    place = {True: [], False: []}
+    for seed in range(400):
+        (_, left, _, w), flip = items.draw(0, seed)[1][0]
+        place[flip].append((left + 0.5) / (width - w + 1))
+    for flipped, where in place.items():
+        assert len(where) > 150 and 0.42 < float(np.mean(where)) < 0.58, (flipped, np.mean(where))

@@ -102,7 +102,7 @@ class ClipItems(Dataset):
             return frames, []
         draws = torch.rand(len(chosen), CROP_DRAWS + 1, generator=generator, dtype=torch.float64).tolist()
         height, width = stored.shape[-2:]
-        return frames, [(crop_box(height, width, d), d[CROP_DRAWS] < 0.5) for d in draws]
+        return frames, [(crop_box(height, width, d[:CROP_DRAWS]), d[CROP_DRAWS] < 0.5) for d in draws]
 
 
 def normalize(frame: Tensor, out: Tensor) -> Tensor:
@@ -127,6 +127,8 @@ def crop_box(height: int, width: int, draws: list[float]) -> Box:
     uniforms in [0, 1): up to 10 tries of an area fraction uniform in ``CROP_SCALE`` and an aspect
     ratio log-uniform in ``CROP_RATIO``, the first that fits placed uniformly; else the central crop
     of the frame's ratio clamped to ``CROP_RATIO``. The same rule and distribution, drawn in one call."""
+    if len(draws) != CROP_DRAWS:  # one more would place the crop with a draw meant for something else
+        raise ValueError(f"crop_box takes {CROP_DRAWS} uniforms, got {len(draws)}")
     area = height * width
     log_lo, log_hi = math.log(CROP_RATIO[0]), math.log(CROP_RATIO[1])
     for k in range(CROP_TRIES):
