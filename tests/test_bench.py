@@ -61,6 +61,23 @@ def test_interleave_sync_is_inside_the_interval():
     assert times == {"A": [1.5]}
 
 
+def test_interleave_settle_times_each_call_after_an_untimed_one_of_its_own():
+    """A step that pays for a heavier predecessor (B after A costs 3 more here) is timed after its own kind."""
+    clock, calls = FakeClock(), []
+
+    def make(name, cost):
+        def call():
+            clock.now += cost + (3.0 if name == "B" and calls[-1:] == ["A"] else 0.0)
+            calls.append(name)
+        return call
+
+    steps = {"A": make("A", 2.0), "B": make("B", 1.0)}
+    assert interleave(steps, reps=2, warmup=0, clock=clock) == {"A": [2.0, 2.0], "B": [4.0, 1.0]}
+    calls.clear()
+    assert interleave(steps, reps=2, warmup=0, clock=clock, settle=True) == {"A": [2.0, 2.0], "B": [1.0, 1.0]}
+    assert calls == ["A", "A", "B", "B", "B", "B", "A", "A"]
+
+
 def test_interleave_budget_stops_after_min_reps():
     clock, calls = FakeClock(), []
     costs = {"A": [10.0] * 6, "B": [10.0] * 6}

@@ -199,7 +199,7 @@ def time_steps(names: list[str], shapes: Shapes, batch_size: int, reps: int, war
 
         calls[name] = call
     sync = torch.cuda.synchronize if device.startswith("cuda") else None
-    times = interleave(calls, reps, warmup, sync=sync, budget_s=budget_s)
+    times = interleave(calls, reps, warmup, sync=sync, budget_s=budget_s, settle=True)
     return {k: [t / steps_per_call for t in v] for k, v in times.items()}
 
 

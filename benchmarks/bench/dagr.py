@@ -91,7 +91,7 @@ def time_substrate(substrate: Substrate, device: str, reps: int, warmup: int, bu
         for n in threads:
             torch.set_num_threads(n)
             cpu: dict[str, list[float]] = {}
-            wall = interleave(calls, reps, warmup, sync=sync, budget_s=budget_s, cpu=cpu)
+            wall = interleave(calls, reps, warmup, sync=sync, budget_s=budget_s, cpu=cpu, settle=True)
             out[n] = {}
             for clock, times, encoder in (("times", wall, split.encoder_s), ("cpu", cpu, split.encoder_cpu_s)):
                 times = {k: [t / substrate.steps_per_call for t in v] for k, v in times.items()}

@@ -131,8 +131,9 @@ def render(res: dict[str, Any]) -> str:
         "- method: every variant is a real `Trainer` (resolved run config, `debug` random-tensor dataset with "
         "the shapes below, " + ("ResNet-18" if res.get("encoder", "resnet18") == "resnet18" else
                                       f"`{res['encoder']}`") + " encoders, concat fusion, SGD). Variants run interleaved (A B C, B C A, ...: "
-        "the order rotates each repetition) after warm-up; a ratio is taken per repetition from the variants "
-        "timed in the same round",
+        "the order rotates each repetition) after warm-up; a training step is timed right after an untimed one "
+        "of the same variant, as in training (a step pays for the memory a heavier predecessor handed back); a "
+        "ratio is taken per repetition from the variants timed in the same round",
         "- cells: median (min–max) over repetitions; ratios are medians of per-repetition ratios",
         f"- total wall time: {res.get('wall_s', 0):.0f} s",
         "",
@@ -229,7 +230,8 @@ def render_dagr(dagr: dict[str, Any] | None, steps: dict[str, Any], memory: dict
             c for n in threads for c in (spread(sub["threads"][n]["encoder_times"]).fmt(3, " s"), "", "")]])
         out += [f"### {sub['substrate']}", "",
                 f"{sub['warmup']} warm-up round(s), {len(sub['threads'][threads[0]]['times']['joint'])} interleaved "
-                f"repetitions of {sub['steps_per_call']} step(s) per variant (fewer when over the time budget). The "
+                f"repetitions of {sub['steps_per_call']} step(s) per variant (fewer when over the time budget), each "
+                "after an untimed call of the same variant. The "
                 "ratios in CPU time (this process's, all its threads) count the work each step did; on a machine "
                 "that other programs load, the wall time also counts the waits for a core.", "",
                 md_table(header, rows), ""]

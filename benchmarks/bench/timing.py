@@ -3,6 +3,11 @@
 Variants are run A B C, B C A, C A B, ... (the order rotates each repetition, so a slow drift of the
 machine does not always hit the same variant), after ``warmup`` untimed rounds. A ratio is computed per
 repetition, from the two variants timed in that same round, and summarized by its median and range.
+
+A rotation keeps each variant's predecessor (C always follows B), and a training step pays for the one
+before it: the memory a heavier step freed is handed back to the system and faulted in again. With
+``settle``, an untimed call of the same variant comes right before each timed one, so a step is timed
+as in training, after a step of its own kind.
 """
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ def interleave(variants: Mapping[str, Callable[[], object]], reps: int, warmup: 
                clock: Callable[[], float] = time.perf_counter,
                sync: Callable[[], object] | None = None, budget_s: float | None = None,
                min_reps: int = 2, cpu: dict[str, list[float]] | None = None,
-               cpu_clock: Callable[[], float] = time.process_time) -> dict[str, list[float]]:
+               cpu_clock: Callable[[], float] = time.process_time, settle: bool = False) -> dict[str, list[float]]:
     """Seconds per call of each variant, one entry per repetition, measured interleaved.
 
     ``sync`` (e.g. ``torch.cuda.synchronize``) is called after each call, inside the timed interval, and
@@ -31,6 +36,8 @@ def interleave(variants: Mapping[str, Callable[[], object]], reps: int, warmup: 
     the mean duration of the repetitions so far; fewer than ``reps`` entries then come back. ``cpu``,
     when given, receives the same entries in this process's CPU seconds (``cpu_clock``): on a machine
     other programs load, the work each call did, where the wall time also counts the waits for a core.
+    ``settle``: an untimed call of the same variant right before each timed one (see the module's
+    docstring); the budget counts it.
     """
     if reps < 1:
         raise ValueError(f"reps must be >= 1, got {reps}")
@@ -51,6 +58,10 @@ def interleave(variants: Mapping[str, Callable[[], object]], reps: int, warmup: 
             if now - start + (now - timed_start) / rep > budget_s:
                 break
         for name in rotated(names, rep):
+            if settle:
+                variants[name]()
+                if sync is not None:
+                    sync()
             c0, t0 = cpu_clock(), clock()
             variants[name]()
             if sync is not None:
