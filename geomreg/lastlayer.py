@@ -85,7 +85,7 @@ class LastLayer:
                                "forward pass that produced them")
         gram = conv2d_weight_gram(x, [disp[0], inter[0]], self.layer)
         dd, ii, di = gram[0, 0], gram[1, 1], gram[0, 1]
-        rest = [(d, i) for d, i in zip(disp[1:], inter[1:])]
+        rest = list(zip(disp[1:], inter[1:]))
         if self.layer.bias is not None and self.layer.bias.requires_grad:  # ∂bias = δ summed over positions
             rest.append((disp[0].sum((0, 2, 3)), inter[0].sum((0, 2, 3))))
         if rest:
