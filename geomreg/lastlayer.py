@@ -44,7 +44,7 @@ class LastLayer:
 
     def parameters(self) -> list[Tensor]:
         """The parameters α reads, in module order, those that require a gradient."""
-        return [p for m in (self.layer, *self.after) for p in m.parameters() if p.requires_grad]
+        return _trainable(self.layer, *self.after)
 
     @contextmanager
     def recording(self) -> Iterator["LastLayer"]:
@@ -70,8 +70,7 @@ class LastLayer:
         if not self._input_gram():
             self._captured = None
             return self.parameters()
-        rest = [p for m in self.after for p in m.parameters() if p.requires_grad]
-        return [self._captured[1], *rest]
+        return [self._captured[1], *_trainable(*self.after)]
 
     def alpha(self, disp: Sequence[Tensor | None], inter: Sequence[Tensor | None]) -> Tensor:
         """α (0-d float64) from what the two terms' cotangents gave at :meth:`pull_back_targets`, called
@@ -101,6 +100,10 @@ class LastLayer:
             return False
         x, out = self._captured
         return gram_macs(x.shape, out.shape, conv) < weight_gradient_macs(out.shape, conv)
+
+
+def _trainable(*modules: nn.Module) -> list[Tensor]:
+    return [p for m in modules for p in m.parameters() if p.requires_grad]
 
 
 @contextmanager
