@@ -9,15 +9,17 @@ from __future__ import annotations
 import sys
 
 
-def configure_numerics(argv: list[str]) -> None:
-    """Before anything imports torch: the numerics mode pins its CPU kernels (benchmarks.core.numerics)."""
-    from benchmarks.core import numerics
+def configure_process(argv: list[str]) -> None:
+    """Before anything imports torch: the numerics mode pins its CPU kernels (benchmarks.core.numerics),
+    and freed memory stays in the process (benchmarks.core.allocator); worker processes inherit both."""
+    from benchmarks.core import allocator, numerics
 
     numerics.configure(numerics.mode_from_argv(argv))
+    allocator.configure()
 
 
 if __name__ == "__main__":
-    configure_numerics(sys.argv[1:])
+    configure_process(sys.argv[1:])
 
 import argparse
 import time
@@ -48,7 +50,7 @@ SUMMARIES = {
 
 def console_main() -> int:
     """The ``geomreg-bench`` console script: the same command line as ``python -m benchmarks``."""
-    configure_numerics(sys.argv[1:])
+    configure_process(sys.argv[1:])
     return main(prog="geomreg-bench")
 
 

@@ -7,7 +7,7 @@ import torch
 
 from benchmarks.bench.compute import CREMAD, NUM_CLASSES, Shapes, n_train_for
 from benchmarks.bench.report import md_table, render, targets
-from benchmarks.bench.timing import Target, interleave, ratio, rotated, spread
+from benchmarks.bench.timing import Target, interleave, median_interval, paired, ratio, rotated, spread
 
 
 class FakeClock:
@@ -78,6 +78,39 @@ def test_interleave_settle_times_each_call_after_an_untimed_one_of_its_own():
     assert calls == ["A", "A", "B", "B", "B", "B", "A", "A"]
 
 
+def test_paired_order_keeps_each_pair_adjacent_and_swaps_it_each_repetition():
+    order = paired([("A", "a"), ("B", "b"), ("C", "c")])
+    names = ["A", "a", "B", "b", "C", "c"]
+    assert order(names, 0) == ["A", "a", "B", "b", "C", "c"]
+    assert order(names, 1) == ["b", "B", "c", "C", "a", "A"]
+    assert order(names, 2) == ["C", "c", "A", "a", "B", "b"]
+    with pytest.raises(ValueError, match="more than one pair"):
+        paired([("A", "a"), ("a", "B")])
+    with pytest.raises(ValueError, match="do not cover"):
+        order(["A", "a", "B"], 0)
+
+
+def test_a_paired_ratio_leaves_out_the_drift_between_pairs():
+    """A machine slowing by 1 s per call: rotated over A C B D, B runs two calls from A and the ratio
+    B/A carries two calls' drift; with (A, B) adjacent it carries one."""
+    clock, calls = FakeClock(), []
+
+    def make(name):
+        def call():
+            calls.append(name)
+            clock.now += 10.0 + len(calls)
+        return call
+
+    steps = {name: make(name) for name in "ACBD"}
+    assert interleave(steps, reps=2, warmup=0, clock=clock) == {"A": [11, 18], "C": [12, 15], "B": [13, 16],
+                                                                "D": [14, 17]}
+    calls.clear()
+    times = interleave(steps, reps=2, warmup=0, clock=clock, order=paired([("A", "B"), ("C", "D")]))
+    assert calls == ["A", "B", "C", "D", "D", "C", "B", "A"]
+    assert times == {"A": [11, 18], "B": [12, 17], "C": [13, 16], "D": [14, 15]}
+    assert ratio(times, "B", "A").lo == 17 / 18 and ratio(times, "B", "A").hi == 12 / 11  # rotated: 16/18, 13/11
+
+
 def test_interleave_budget_stops_after_min_reps():
     clock, calls = FakeClock(), []
     costs = {"A": [10.0] * 6, "B": [10.0] * 6}
@@ -92,6 +125,27 @@ def test_interleave_budget_stops_after_min_reps():
 def test_ratio_rejects_unequal_lengths():
     with pytest.raises(ValueError):
         ratio({"a": [1.0], "b": [1.0, 2.0]}, "a", "b")
+
+
+def test_median_interval_takes_the_order_statistics_that_reach_the_coverage():
+    # 5 values: (min, max) covers 1 - 2/32 = 93.75%; the next pair in would cover 62.5%
+    assert median_interval([5.0, 1.0, 4.0, 2.0, 3.0]) == (1.0, 5.0, pytest.approx(0.9375))
+    assert median_interval([3.0, 1.0, 2.0]) == (1.0, 3.0, pytest.approx(0.75))  # below 90%: the range
+    # 21 values: x_(7)..x_(15), P(Bin(21, 1/2) < 7) = 0.0392, coverage 0.9216 (k = 8 gives 0.8108)
+    lo, hi, coverage = median_interval([float(i) for i in range(1, 22)])
+    assert (lo, hi) == (7.0, 15.0) and coverage == pytest.approx(0.92165, abs=1e-5)
+    assert spread([1.0, 2.0, 3.0]).interval == (1.0, 3.0, pytest.approx(0.75))
+
+
+def test_a_target_with_an_interval_is_met_or_missed_only_when_all_of_it_is():
+    assert Target("x", 1.02, 1.05, interval=(0.98, 1.04, 0.9)).status == "met"
+    assert Target("x", 1.02, 1.05, interval=(0.98, 1.07, 0.9)).status == "undecided"
+    assert Target("x", 1.08, 1.05, interval=(1.06, 1.10, 0.9)).status == "not met"
+    assert Target("x", 12.0, 10.0, at_least=True, interval=(9.0, 13.0, 0.9)).status == "undecided"
+    assert Target("x", 12.0, 10.0, at_least=True, interval=(11.0, 13.0, 0.9)).status == "met"
+    assert Target.of("x", None, 1.0).status == "not measured"
+    measured = spread([1.0, 1.1, 1.2, 1.3, 1.4])
+    assert Target.of("x", measured, 1.5).interval == measured.interval and Target.of("x", measured, 1.5).status == "met"
 
 
 def test_target_status():
@@ -159,8 +213,10 @@ def test_targets_from_results():
     assert by_what["DAGR (fixed weights) step ÷ joint step"].status == "met"
     exact = {what: t for what, t in by_what.items() if what.startswith("DAGR exact")}
     assert [(t.value, t.status) for t in exact.values()] == [
-        (pytest.approx(1.1), "not met"), (pytest.approx(1.0), "met"), (pytest.approx(2.4 / 2.35), "met"),
+        (pytest.approx(1.1), "undecided"), (pytest.approx(1.0), "met"), (pytest.approx(2.4 / 2.35), "met"),
         (pytest.approx(2.5 / 2.3), "not met")]  # small CNN at 1 and 2 threads, then ResNet-18
+    assert exact["DAGR exact (the paper's rule) step ÷ its floor, small CNN, 1 thread"].interval == pytest.approx(
+        (1.05, 1.15, 0.75))  # ratios 1.1, 1.15, 1.05: the range, which spans the limit 1.05
     assert "DAGR exact (the paper's rule) step ÷ its floor, small CNN, 1 thread" in exact
     fast = {what: t for what, t in by_what.items() if what.startswith("DAGR last-layer")}
     assert [(t.value, t.status) for t in fast.values()] == [(pytest.approx(1.05), "met"), (pytest.approx(1.2), "not met")]
@@ -189,7 +245,8 @@ def test_render_markdown():
     assert "1500 (+1000)" in text and "failed: boom" in text
     assert "not measured (fixtures missing)" in text
     assert "not measured (no CUDA device)" in text
-    assert "| DAGR (fixed weights) step ÷ joint step | 1.010 | ≤ 1.03 | met |" in text
+    assert "| DAGR (fixed weights) step ÷ joint step | 1.010 | 1.000–1.020 (75%) | ≤ 1.03 | met |" in text
+    assert "| default grid, measured wall time (s) of the last complete `make reproduce` | – | – | ≤ 900 | not measured |" in text
     assert "| **exact ÷ its floor** |  | 1.10 (1.05–1.15)× | 1.10 (1.05–1.15)× |  | 1.00 (1.00–1.00)× |" in text
     assert "| B_enc: the encoders' part of joint's backward | 0.600 s (0.600–0.600) |" in text
     assert "Joint + DAGR (Pareto weighting, exact α*: the paper's rule) 2000 (+1500)" in text

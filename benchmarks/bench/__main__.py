@@ -2,10 +2,10 @@
 
 Sections: each method's step cost (full CREMA-D shapes), DAGR's Pareto step against its floor and the
 last-layer α at the suite's two substrates and 1 and 2 threads with that α's agreement over a training run,
-each method's epoch cost (reduced shapes), peak memory per method (fresh subprocesses), where the time of
-each run of the default grid goes and the grid's projected and measured wall time, the data path on a
-fixture, the portable numerics' cost, and the GPU epoch (CUDA only). The full run takes about 12 minutes on
-a 2-core CPU; each timed section also has a time budget that lowers its repetitions (never below 2) when
+each method's epoch cost (reduced shapes), peak memory per method (fresh subprocesses), the page faults
+and steps with freed memory kept and with glibc's default (fresh subprocesses), where the time of each run
+of the default grid goes and the grid's projected and measured wall time, the data path on a fixture, the
+portable numerics' cost, and the GPU epoch (CUDA only). The full run takes about 37 minutes on a 2-core CPU; each timed section also has a time budget that lowers its repetitions (never below 2) when
 the machine is slower than planned.
 """
 from __future__ import annotations
@@ -37,13 +37,15 @@ class Settings:
     epoch_reps: int = 3
     epoch_budget_s: float = 55.0
     dagr_substrates: tuple[Substrate, ...] = SUBSTRATES
-    dagr_reps: int = 3
-    dagr_budget_s: float = 480.0  # per substrate and thread count: 3 settled rounds of ResNet-18's steps, 1 thread
+    dagr_budget_s: float = 760.0  # per substrate and thread count: 5 settled rounds of ResNet-18's steps, 1 thread
     agreement_epochs: int | None = None  # the default grid's 15
     memory_methods: tuple[str, ...] = (*METHODS, "joint+dagr", "joint+dagr-last-layer")
     memory_shapes: Shapes = CREMAD
     memory_batch: int = 16
     memory_steps: int = 1
+    allocator_methods: tuple[str, ...] = ("joint", "joint+dagr")
+    allocator_steps: int = 3  # the first faults its memory in whatever the mode; the others show the mode
+    allocator_reps: int = 2
     data_clips_per_class: int = 8
     data_frame_size: int = 224
     data_reps: int = 7
@@ -56,9 +58,9 @@ class Settings:
 
 QUICK = Settings(step_shapes=Shapes(32, 24, 32, 1, "quick smoke shapes"), step_batch=4, step_reps=2,
                  step_budget_s=60, epoch_shapes=Shapes(32, 24, 32, 1, "quick smoke shapes"), epoch_batch=4,
-                 epoch_batches=3, epoch_reps=2, epoch_budget_s=60, dagr_substrates=QUICK_SUBSTRATES, dagr_reps=2,
+                 epoch_batches=3, epoch_reps=2, epoch_budget_s=60, dagr_substrates=QUICK_SUBSTRATES,
                  dagr_budget_s=20, agreement_epochs=2, memory_methods=("joint", "joint+dagr"),
-                 memory_shapes=Shapes(32, 24, 32, 1, "quick smoke shapes"), memory_batch=4,
+                 memory_shapes=Shapes(32, 24, 32, 1, "quick smoke shapes"), memory_batch=4, allocator_reps=1,
                  data_clips_per_class=2, data_frame_size=32, data_reps=2, data_passes=2, encoder="small_cnn",
                  profile_overrides=("run.optim.epochs=2", "methods={joint: {}, gblending: {}}", "references=[audio]"))
 
@@ -75,7 +77,7 @@ def log(msg: str) -> None:
     print(f"[bench {time.perf_counter() - _T0:5.0f} s] {msg}", file=sys.stderr, flush=True)
 
 
-SECTIONS = ("steps", "dagr", "epochs", "memory", "profile", "data", "numerics", "gpu")
+SECTIONS = ("steps", "dagr", "epochs", "memory", "allocator", "profile", "data", "numerics", "gpu")
 
 
 def run(settings: Settings, device: str, gpu_smoke: bool = False, compile: bool = False,
@@ -99,7 +101,7 @@ def run(settings: Settings, device: str, gpu_smoke: bool = False, compile: bool 
         timed = []
         for sub in s.dagr_substrates:
             log(f"dagr: {len(dagr.VARIANTS)} variants, {sub.title}, threads {threads}")
-            timed.append(dagr.time_substrate(sub, device, s.dagr_reps, s.step_warmup, s.dagr_budget_s, threads))
+            timed.append(dagr.time_substrate(sub, device, s.step_warmup, s.dagr_budget_s, threads))
         log("dagr: the last-layer alpha's agreement over a training run")
         res["dagr"] = {"substrates": timed, "agreement": dagr.alpha_agreement(device, s.agreement_epochs)}
     if "epochs" in sections:
@@ -118,6 +120,10 @@ def run(settings: Settings, device: str, gpu_smoke: bool = False, compile: bool 
                 f"the method's hook, one batch){'' if cuda else '; the total includes the interpreter and torch'}")
         res["memory"] = {"what": what, "rows": {m: memory.measure(m, s.memory_shapes, s.memory_batch, s.memory_steps,
                                                                   device, s.encoder) for m in s.memory_methods}}
+    if "allocator" in sections and not device.startswith("cuda"):
+        log(f"allocator: {len(s.allocator_methods)} variants kept/system, {2 * s.allocator_reps} subprocesses each")
+        res["allocator"] = memory.allocator_effect(s.allocator_methods, s.memory_shapes, s.memory_batch,
+                                                   s.allocator_steps, s.allocator_reps, s.encoder)
     if "profile" in sections and not device.startswith("cuda"):
         log(f"profile: one seed of {s.profile_grid}, {jobs} runs at a time")
         res["profile"] = profile.measure(s.profile_grid, list(s.profile_overrides), jobs)
@@ -164,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gpu-smoke-on-cpu", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     os.environ.setdefault("TQDM_DISABLE", "1")
+    from benchmarks.core import allocator
+
+    allocator.configure()  # steps are timed with the memory setting training runs with
     import torch
 
     from benchmarks.core.records import atomic_write_text

@@ -22,9 +22,11 @@ from typing import Any
 import torch
 
 from .compute import CREMAD, DAGR_FLOOR, DAGR_VARIANTS, Shapes, build_trainer, first_batch, prepare_step, step_trainer
-from .timing import interleave
+from .timing import interleave, paired
 
-VARIANTS = ("joint", "joint+dagr", DAGR_FLOOR, "joint+dagr-last-layer", "dgl", "dgl+dagr-last-layer")
+# Each round runs these pairs back to back (``timing.paired``): a target's ratio comes from adjacent steps.
+PAIRS = (("joint+dagr", DAGR_FLOOR), ("joint+dagr-last-layer", "joint"), ("dgl+dagr-last-layer", "dgl"))
+VARIANTS = tuple(name for pair in PAIRS for name in pair)
 FLOOR_TIMES = "joint+dagr floor"  # the computed floor's entry in the times (not a variant that runs)
 THREADS = (1, 2)
 DEFAULT_GRID = "benchmarks/configs/avdigits.yaml"
@@ -36,6 +38,7 @@ class Substrate:
     title: str
     batch: int
     steps_per_call: int
+    reps: int  # interleaved repetitions (fewer when over the section's time budget)
     shapes: Shapes | None = None  # None: the default grid's AV-Digits data
     encoder: str = "resnet18"
 
@@ -46,10 +49,11 @@ class Substrate:
         return prepare_step(build_trainer(default_grid_config(method, DAGR_VARIANTS.get(arm), device)), variant)
 
 
-SUBSTRATES = (Substrate("small_cnn", "small CNN, AV-Digits (the default grid's run settings), batch 64", 64, 10),
-              Substrate("resnet18", f"ResNet-18, {CREMAD.describe()}, batch 16", 16, 1, CREMAD))
-QUICK_SUBSTRATES = (Substrate("small_cnn", "small CNN, AV-Digits (the default grid's run settings), batch 64", 64, 2),
-                    Substrate("resnet18", "small CNN in place of ResNet-18, quick smoke shapes, batch 4", 4, 1,
+# The small CNN's step takes milliseconds and jitters by ±15% call to call: many cheap repetitions.
+SUBSTRATES = (Substrate("small_cnn", "small CNN, AV-Digits (the default grid's run settings), batch 64", 64, 10, 21),
+              Substrate("resnet18", f"ResNet-18, {CREMAD.describe()}, batch 16", 16, 1, 5, CREMAD))
+QUICK_SUBSTRATES = (Substrate("small_cnn", "small CNN, AV-Digits (the default grid's run settings), batch 64", 64, 2, 2),
+                    Substrate("resnet18", "small CNN in place of ResNet-18, quick smoke shapes, batch 4", 4, 1, 2,
                               Shapes(32, 24, 32, 1, "quick smoke shapes"), "small_cnn"))
 
 
@@ -68,7 +72,7 @@ def default_grid_config(method: str, dagr: dict[str, Any] | None, device: str = 
     return resolve_run(raw)
 
 
-def time_substrate(substrate: Substrate, device: str, reps: int, warmup: int, budget_s: float | None,
+def time_substrate(substrate: Substrate, device: str, warmup: int, budget_s: float | None,
                    threads: tuple[int, ...] = THREADS) -> dict[str, Any]:
     """Seconds per step of every variant, interleaved, at each thread count, in wall time and in this
     process's CPU time; and the floor's (``FLOOR_TIMES``) from the same rounds."""
@@ -91,7 +95,8 @@ def time_substrate(substrate: Substrate, device: str, reps: int, warmup: int, bu
         for n in threads:
             torch.set_num_threads(n)
             cpu: dict[str, list[float]] = {}
-            wall = interleave(calls, reps, warmup, sync=sync, budget_s=budget_s, cpu=cpu, settle=True)
+            wall = interleave(calls, substrate.reps, warmup, sync=sync, budget_s=budget_s, cpu=cpu, settle=True,
+                              order=paired(list(PAIRS)))
             out[n] = {}
             for clock, times, encoder in (("times", wall, split.encoder_s), ("cpu", cpu, split.encoder_cpu_s)):
                 times = {k: [t / substrate.steps_per_call for t in v] for k, v in times.items()}

@@ -5,12 +5,19 @@ machine does not always hit the same variant), after ``warmup`` untimed rounds. 
 repetition, from the two variants timed in that same round, and summarized by its median and range.
 
 A rotation keeps each variant's predecessor (C always follows B), and a training step pays for the one
-before it: the memory a heavier step freed is handed back to the system and faulted in again. With
+before it: the memory a heavier step freed is handed back to the system and faulted in again (less
+so where the process keeps freed memory, ``benchmarks.core.allocator``). With
 ``settle``, an untimed call of the same variant comes right before each timed one, so a step is timed
 as in training, after a step of its own kind.
+
+A ratio of two variants timed far apart in a long round also carries the machine's drift between
+them. ``paired(pairs)`` orders a round so that each pair's two variants run back to back (the pairs
+rotate, and the two swap places every repetition): the ratio of a pair is then taken from adjacent
+calls.
 """
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable, Mapping
@@ -23,11 +30,31 @@ def rotated(names: list[str], rep: int) -> list[str]:
     return names[k:] + names[:k]
 
 
+Order = Callable[[list[str], int], list[str]]
+
+
+def paired(pairs: list[tuple[str, str]]) -> Order:
+    """An ``interleave`` order keeping each pair's variants adjacent: repetition ``rep`` runs the pairs
+    rotated left by ``rep``, each as (a, b) on even repetitions and (b, a) on odd ones. The variants of
+    ``interleave`` must be exactly the pairs' (each in one pair)."""
+    flat = [name for pair in pairs for name in pair]
+    if len(set(flat)) != len(flat):
+        raise ValueError(f"a variant is in more than one pair: {pairs}")
+
+    def order(names: list[str], rep: int) -> list[str]:
+        if sorted(names) != sorted(flat):
+            raise ValueError(f"the pairs {pairs} do not cover the variants {names} exactly")
+        return [name for pair in rotated(list(pairs), rep) for name in (pair if rep % 2 == 0 else pair[::-1])]
+
+    return order
+
+
 def interleave(variants: Mapping[str, Callable[[], object]], reps: int, warmup: int = 1,
                clock: Callable[[], float] = time.perf_counter,
                sync: Callable[[], object] | None = None, budget_s: float | None = None,
                min_reps: int = 2, cpu: dict[str, list[float]] | None = None,
-               cpu_clock: Callable[[], float] = time.process_time, settle: bool = False) -> dict[str, list[float]]:
+               cpu_clock: Callable[[], float] = time.process_time, settle: bool = False,
+               order: Order = rotated) -> dict[str, list[float]]:
     """Seconds per call of each variant, one entry per repetition, measured interleaved.
 
     ``sync`` (e.g. ``torch.cuda.synchronize``) is called after each call, inside the timed interval, and
@@ -37,7 +64,8 @@ def interleave(variants: Mapping[str, Callable[[], object]], reps: int, warmup: 
     when given, receives the same entries in this process's CPU seconds (``cpu_clock``): on a machine
     other programs load, the work each call did, where the wall time also counts the waits for a core.
     ``settle``: an untimed call of the same variant right before each timed one (see the module's
-    docstring); the budget counts it.
+    docstring); the budget counts it. ``order(names, rep)``: the variants' order in repetition ``rep``
+    (default ``rotated``; ``paired`` keeps pairs adjacent).
     """
     if reps < 1:
         raise ValueError(f"reps must be >= 1, got {reps}")
@@ -57,7 +85,7 @@ def interleave(variants: Mapping[str, Callable[[], object]], reps: int, warmup: 
             now = clock()
             if now - start + (now - timed_start) / rep > budget_s:
                 break
-        for name in rotated(names, rep):
+        for name in order(names, rep):
             if settle:
                 variants[name]()
                 if sync is not None:
@@ -74,12 +102,14 @@ def interleave(variants: Mapping[str, Callable[[], object]], reps: int, warmup: 
 
 @dataclass(frozen=True)
 class Spread:
-    """Median of per-repetition values and their range (min–max) over ``n`` repetitions."""
+    """Median of per-repetition values and their range (min–max) over ``n`` repetitions; ``interval``:
+    a distribution-free interval for the median, ``(lo, hi, coverage)`` (:func:`median_interval`)."""
 
     median: float
     lo: float
     hi: float
     n: int
+    interval: tuple[float, float, float] | None = None
 
     def fmt(self, digits: int = 2, unit: str = "") -> str:
         return f"{self.median:.{digits}f}{unit} ({self.lo:.{digits}f}–{self.hi:.{digits}f})"
@@ -88,7 +118,27 @@ class Spread:
 def spread(values: list[float]) -> Spread:
     if not values:
         raise ValueError("no values")
-    return Spread(statistics.median(values), min(values), max(values), len(values))
+    return Spread(statistics.median(values), min(values), max(values), len(values), median_interval(values))
+
+
+INTERVAL_LEVEL = 0.9
+
+
+def median_interval(values: list[float], level: float = INTERVAL_LEVEL) -> tuple[float, float, float]:
+    """The order statistics ``(x_(k), x_(n+1-k))`` around the median with the largest ``k`` whose
+    coverage, ``1 - 2·P(Binomial(n, ½) < k)``, is at least ``level``, and that coverage: it holds for
+    any distribution of independent repetitions. Fewer than 5 values cannot reach 90%: then the range,
+    with its lower coverage (75% for 3 values)."""
+    xs, n = sorted(values), len(values)
+    below = 0.0  # P(Binomial(n, ½) < k), for k = 1, 2, ...
+    best = None
+    for k in range(1, (n + 1) // 2 + 1):
+        below += math.comb(n, k - 1) / 2**n
+        coverage = 1.0 - 2.0 * below
+        if best is not None and coverage < level:
+            break
+        best = (xs[k - 1], xs[n - k], coverage)
+    return best
 
 
 def ratio(times: Mapping[str, list[float]], num: str, den: str) -> Spread:
@@ -101,19 +151,40 @@ def ratio(times: Mapping[str, list[float]], num: str, den: str) -> Spread:
 
 @dataclass(frozen=True)
 class Target:
-    """A cost target: ``value <= limit`` (or ``>=`` with ``at_least``); ``value`` None = not measured."""
+    """A cost target: ``value <= limit`` (or ``>=`` with ``at_least``); ``value`` None = not measured.
+
+    With an ``interval`` for the value (``(lo, hi, coverage)``), the target is met only when the whole
+    interval is, missed only when none of it is, and otherwise undecided: the repetitions cannot tell
+    on which side of the limit the value lies."""
 
     what: str
     value: float | None
     limit: float
     at_least: bool = False
+    interval: tuple[float, float, float] | None = None
+
+    @classmethod
+    def of(cls, what: str, measured: Spread | None, limit: float, at_least: bool = False) -> "Target":
+        """The target on a measured median with its interval (None: not measured)."""
+        if measured is None:
+            return cls(what, None, limit, at_least)
+        return cls(what, measured.median, limit, at_least, measured.interval)
+
+    def _ok(self, x: float) -> bool:
+        return x >= self.limit if self.at_least else x <= self.limit
 
     @property
     def status(self) -> str:
         if self.value is None:
             return "not measured"
-        ok = self.value >= self.limit if self.at_least else self.value <= self.limit
-        return "met" if ok else "not met"
+        if self.interval is None:
+            return "met" if self._ok(self.value) else "not met"
+        lo, hi = self.interval[:2]
+        if self._ok(lo) and self._ok(hi):
+            return "met"
+        if not self._ok(lo) and not self._ok(hi):
+            return "not met"
+        return "undecided"
 
     @property
     def rule(self) -> str:

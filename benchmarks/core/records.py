@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import allocator
 from .numerics import hardware_record
 
 GRID_TIME = "grid_time.json"  # in results/<grid>/: the last complete training of the grid (``reproduce``)
@@ -118,6 +119,7 @@ def environment(device: torch.device) -> dict[str, Any]:
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "threads": torch.get_num_threads(),
         "hardware": hardware_record(),
+        "malloc": allocator.current_mode(),
     }
     try:
         import torchaudio
