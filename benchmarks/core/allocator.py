@@ -2,8 +2,8 @@
 
 PyTorch's CPU tensors are plain ``malloc`` blocks. glibc hands every freed block over 32 MB, and a free
 top of its heap beyond a threshold, straight back to the system, so each step faults the same memory in
-again, a 4 KiB page at a time: a ResNet-18 step at CREMA-D's shapes (batch 16) takes about 235 000 page
-faults, DAGR's exact step, whose three pull-backs hold more memory at once, about 500 000, at some 3 µs
+again, a 4 KiB page at a time: a ResNet-18 step at CREMA-D's shapes (batch 16) takes about 215 000 page
+faults, DAGR's exact step, whose three pull-backs hold more memory at once, about 600 000, at some 3 µs
 each on a 2-core AMD EPYC (docs/performance.md). With ``keep`` (the default) glibc serves every block
 from its heap and keeps what is freed: after the first step a step faults in almost nothing, and the
 process stays at the peak resident size it reaches every step anyway.
