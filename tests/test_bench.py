@@ -306,3 +306,21 @@ def test_split_backward_gives_the_plain_gradient_and_times_the_encoders(debug_ra
         torch.testing.assert_close(grads[1][name], g, rtol=1e-5, atol=1e-7)
     backward = trainer.method.backward
     assert len(backward.encoder_s) == len(backward.encoder_cpu_s) == 1 and backward.encoder_s[0] > 0
+
+
+def test_the_allocator_section_counts_the_steps_after_the_first():
+    from benchmarks.bench.report import render_allocator
+
+    def run(faults, seconds):
+        return {"setup_mb": 500.0, "peak_mb": 900.0, "step_mb": 400.0, "step_faults": faults, "step_s": seconds}
+
+    effect = {"shapes": "tiny", "batch": 4, "steps": 3, "reps": 2, "rows": {
+        "joint": {"keep": [run([900, 10, 30], [2.0, 1.0, 1.2]), run([800, 20, 40], [2.0, 1.1, 1.3])],
+                  "system": [run([900, 500, 700], [2.0, 1.4, 1.6]), "timed out after 120 s"]},
+        "joint+dagr": {"keep": ["failed: boom"], "system": []}}}
+    text = "\n".join(render_allocator(effect))
+    # keep: faults 10, 30, 20, 40 after the first steps (median 25), seconds 1.0–1.3 (median 1.15)
+    assert "| Joint training | keep | 25 | 900 | 1.150 s (1.000–1.300) | 900 (+400) |" in text
+    assert "| Joint training | system | 600 | 900 | 1.500 s (1.400–1.600) | 900 (+400) |" in text  # the failed run left out
+    assert "| Joint + DAGR (Pareto weighting, exact α*: the paper's rule) | keep | – | – | – | failed: boom |" in text
+    assert render_allocator(None)[2].startswith("not measured")
