@@ -135,8 +135,9 @@ data-check: $(STAMP) data-root
 data-root:
 	@test -n "$(DATA_ROOT)" || { echo "set DATA_ROOT=<folder of $(DATASET)> (see docs/datasets.md)" >&2; exit 2; }
 
-# Ratios measured side by side in one process (results/bench.md, its targets in docs/performance.md);
-# under 5 minutes on 2 cores.
+# Ratios measured side by side in one process (results/bench.md with its measurements in results/bench.json,
+# its targets in docs/performance.md); about 45 minutes on 2 cores. Re-render without measuring:
+# python -m benchmarks.bench --render results/bench.json --readme docs/performance.md
 bench: $(STAMP)
 	$(PY) -m benchmarks.bench --out $(RESULTS)/bench.md --readme docs/performance.md
 

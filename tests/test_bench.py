@@ -228,11 +228,42 @@ def test_targets_from_results():
     assert by_what["cached loader ÷ decode-every-epoch, samples/s"].status == "not measured"
 
 
-def test_full_shape_epoch_estimate():
-    from benchmarks.bench.compute import full_shape_epoch_ratio
+def test_full_shape_epoch_estimate_scales_the_step_ratio_and_its_interval():
+    from benchmarks.bench.compute import hooks_factor
+    from benchmarks.bench.report import epoch_estimate
 
-    # method: epochs of 8 s with 4 s of hooks (factor 2); joint: 2 s, no hooks (factor 1); step ratio 1.1
-    assert full_shape_epoch_ratio(1.1, [8.0, 8.0], [4.0, 4.0], [2.0, 2.0], [0.0, 0.0]) == pytest.approx(2.2)
+    # method: epochs of 8 s with 4 s of hooks (factor 2); joint: 2 s, no hooks (factor 1)
+    assert hooks_factor([8.0, 8.0], [4.0, 4.0], [2.0, 2.0], [0.0, 0.0]) == pytest.approx(2.0)
+    steps = {"joint": [1.0] * 5, "ogm_ge": [1.0, 1.1, 1.2, 1.3, 1.4]}
+    epochs = {"times": {"joint": [2.0, 2.0], "ogm_ge": [8.0, 8.0]},
+              "hooks": {"joint": [0.0, 0.0], "ogm_ge": [4.0, 4.0]}}
+    est = epoch_estimate({"steps": {"times": steps}, "epochs": epochs}, "ogm_ge")
+    assert (est.median, est.lo, est.hi) == pytest.approx((2.4, 2.0, 2.8))
+    assert est.interval == pytest.approx((2.0, 2.8, 1 - 2 / 32))  # 5 values: the range, 94%
+    target = Target.of("epoch", est, 2.5)
+    assert target.status == "undecided"  # its step's interval, scaled, spans the limit
+
+
+def test_a_spread_scales_by_a_positive_factor_only():
+    s = spread([1.0, 2.0, 3.0])
+    assert s.scaled(2.0) == spread([2.0, 4.0, 6.0])
+    with pytest.raises(ValueError, match="positive"):
+        s.scaled(0.0)
+
+
+def test_steps_are_settled_only_where_freed_memory_goes_back_to_the_system(monkeypatch):
+    from benchmarks.bench.compute import warm_start
+    from benchmarks.bench.report import start_text
+
+    monkeypatch.setenv("GEOMREG_MALLOC", "keep")
+    kept = warm_start(0)
+    assert kept == {"warmup": 1, "settle": False} and warm_start(2) == {"warmup": 2, "settle": False}
+    assert "1 untimed round(s)" in start_text(kept)
+    monkeypatch.setenv("GEOMREG_MALLOC", "system")
+    system = warm_start(0)
+    assert system == {"warmup": 0, "settle": True}
+    assert "right after an untimed one of the same variant" in start_text(system)
+    assert start_text(None) == start_text(system)  # results from before the choice was recorded
 
 
 def test_render_markdown():
@@ -324,3 +355,37 @@ def test_the_allocator_section_counts_the_steps_after_the_first():
     assert "| Joint training | system | 600 | 900 | 1.500 s (1.400–1.600) | 900 (+400) |" in text  # the failed run left out
     assert "| Joint + DAGR (Pareto weighting, exact α*: the paper's rule) | keep | – | – | – | failed: boom |" in text
     assert render_allocator(None)[2].startswith("not measured")
+
+
+def test_measurements_render_the_same_from_the_json_written_beside_the_markdown(tmp_path):
+    """``--render`` reads what ``make bench`` wrote: JSON turns the thread counts into strings and tuples
+    into lists, and the report must not tell."""
+    import json
+
+    from benchmarks.bench.__main__ import main
+    from benchmarks.core.records import atomic_write_json
+
+    res = fake_results()
+    res["data"] = {"clips": 12, "prepare_s": 1.0, "times": {"decode": [10.0, 12.0, 9.0], "cached": [1.0, 1.0, 1.0]},
+                   "cached_sps": 12.0, "decode_sps": 1.0, "frame_size": 224, "passes": 10}
+    atomic_write_json(tmp_path / "bench.json", res)
+    assert json.loads((tmp_path / "bench.json").read_text())["dagr"]["substrates"][0]["threads"].keys() == {"1", "2"}
+    assert main(["--render", str(tmp_path / "bench.json"), "--out", str(tmp_path / "again.md")]) == 0
+    text = (tmp_path / "again.md").read_text()
+    assert text == render(res)
+    assert "Speed-up of the cached loader: **10.0 (9.0–12.0)×**" in text
+    assert "| cached loader ÷ decode-every-epoch, samples/s | 10.000 | 9.000–12.000 (75%) | ≥ 10 | undecided |" in text
+
+
+def test_render_names_a_missing_or_foreign_measurements_file(tmp_path):
+    from benchmarks.bench.__main__ import main
+
+    with pytest.raises(SystemExit, match="no such file"):
+        main(["--render", str(tmp_path / "none.json"), "--out", str(tmp_path / "x.md")])
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(SystemExit, match="bad.json: not JSON"):
+        main(["--render", str(tmp_path / "bad.json"), "--out", str(tmp_path / "x.md")])
+    (tmp_path / "other.json").write_text("[1, 2]")
+    with pytest.raises(SystemExit, match="not the measurements"):
+        main(["--render", str(tmp_path / "other.json"), "--out", str(tmp_path / "x.md")])
+    assert not (tmp_path / "x.md").exists()

@@ -1,4 +1,5 @@
-"""``python -m benchmarks.bench [--out results/bench.md] [--quick]``: cost ratios measured side by side.
+"""``python -m benchmarks.bench [--out results/bench.md] [--quick] [--render results/bench.json]``: cost ratios
+measured side by side. The measurements go beside the markdown as JSON; ``--render`` renders them again.
 
 Sections: each method's step cost (full CREMA-D shapes), DAGR's Pareto step against its floor and the
 last-layer α at the suite's two substrates and 1 and 2 threads with that α's agreement over a training run,
@@ -27,17 +28,17 @@ from .dagr import QUICK_SUBSTRATES, SUBSTRATES, Substrate
 class Settings:
     step_shapes: Shapes = CREMAD
     step_batch: int = 16
-    step_reps: int = 3
-    step_warmup: int = 0  # each timed step follows an untimed one of its own (``interleave(settle=True)``)
+    step_reps: int = 11  # a 93% interval for the median, from the 3rd to the 9th of 11
+    step_warmup: int = 0  # rounds; at least one where freed memory is kept (``compute.warm_start``)
     steps_per_call: int = 1
-    step_budget_s: float = 320.0
+    step_budget_s: float = 480.0
     epoch_shapes: Shapes = Shapes(64, 47, 56, 1, "reduced: ¼ of each side")
     epoch_batch: int = 16
     epoch_batches: int = 10
     epoch_reps: int = 3
     epoch_budget_s: float = 55.0
     dagr_substrates: tuple[Substrate, ...] = SUBSTRATES
-    dagr_budget_s: float = 760.0  # per substrate and thread count: 5 settled rounds of ResNet-18's steps, 1 thread
+    dagr_budget_s: float = 760.0  # per substrate and thread count: about 10 rounds of ResNet-18's steps, 1 thread
     agreement_epochs: int | None = None  # the default grid's 15
     memory_methods: tuple[str, ...] = (*METHODS, "joint+dagr", "joint+dagr-last-layer")
     memory_shapes: Shapes = CREMAD
@@ -86,13 +87,15 @@ def run(settings: Settings, device: str, gpu_smoke: bool = False, compile: bool 
     from .report import machine
 
     s = settings
-    res: dict = {"machine": machine(), "device": device, "encoder": s.encoder}
+    start = compute.warm_start(s.step_warmup)
+    res: dict = {"machine": machine(), "device": device, "encoder": s.encoder, "start": start}
     if "steps" in sections:
         names = ["joint", "joint+dagr-fixed", *[m for m in METHODS if m != "joint"], FLOOR]
         log(f"steps: {len(names)} variants, {s.step_shapes.describe()}, batch {s.step_batch}")
-        times = compute.time_steps(names, s.step_shapes, s.step_batch, s.step_reps, s.step_warmup, device,
-                                   s.steps_per_call, budget_s=s.step_budget_s, encoder=s.encoder)
-        res["steps"] = {"shapes": s.step_shapes.describe(), "batch": s.step_batch, "warmup": s.step_warmup,
+        times = compute.time_steps(names, s.step_shapes, s.step_batch, s.step_reps, start["warmup"], device,
+                                   s.steps_per_call, budget_s=s.step_budget_s, settle=start["settle"],
+                                   encoder=s.encoder)
+        res["steps"] = {"shapes": s.step_shapes.describe(), "batch": s.step_batch, **start,
                         "reps": len(times["joint"]), "steps_per_call": s.steps_per_call, "times": times}
     if "dagr" in sections:
         import torch
@@ -101,7 +104,8 @@ def run(settings: Settings, device: str, gpu_smoke: bool = False, compile: bool 
         timed = []
         for sub in s.dagr_substrates:
             log(f"dagr: {len(dagr.VARIANTS)} variants, {sub.title}, threads {threads}")
-            timed.append(dagr.time_substrate(sub, device, s.step_warmup, s.dagr_budget_s, threads))
+            timed.append(dagr.time_substrate(sub, device, start["warmup"], s.dagr_budget_s, threads,
+                                             start["settle"]))
         log("dagr: the last-layer alpha's agreement over a training run")
         res["dagr"] = {"substrates": timed, "agreement": dagr.alpha_agreement(device, s.agreement_epochs)}
     if "epochs" in sections:
@@ -167,17 +171,36 @@ def main(argv: list[str] | None = None) -> int:
                         help="runs trained at once by the profile section, as `make reproduce JOBS=` (default: the cores)")
     parser.add_argument("--readme", help="also copy the header and the targets table into this file, between "
                                         "<!-- table:bench --> and <!-- /table:bench --> markers")
+    parser.add_argument("--render", metavar="JSON", help="measure nothing: render the measurements a run wrote "
+                                                        "beside its markdown (e.g. results/bench.json) again")
     parser.add_argument("--gpu-smoke-on-cpu", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    from benchmarks.core.records import atomic_write_json, atomic_write_text
+
+    from .report import render
+
+    out = Path(args.out)
+    if args.render:
+        res = read_results(Path(args.render))
+    else:
+        res = measure(args)
+        atomic_write_json(out.with_suffix(".json"), res)  # the measurements, to render again after a change
+    text = render(res)
+    print(text)
+    atomic_write_text(out, text)
+    if args.readme:
+        splice_targets(Path(args.readme), text)
+    log(f"wrote {out}" + ("" if args.render else f" and {out.with_suffix('.json')} in {res['wall_s']:.0f} s"))
+    return 0
+
+
+def measure(args: argparse.Namespace) -> dict:
+    """Every section the arguments ask for, measured on this machine."""
     os.environ.setdefault("TQDM_DISABLE", "1")
     from benchmarks.core import allocator
 
     allocator.configure()  # steps are timed with the memory setting training runs with
     import torch
-
-    from benchmarks.core.records import atomic_write_text
-
-    from .report import render
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     settings = QUICK if args.quick else (CUDA if device.startswith("cuda") else Settings())
@@ -186,13 +209,22 @@ def main(argv: list[str] | None = None) -> int:
     res = run(settings, device, args.gpu_smoke_on_cpu, args.compile, sections, args.jobs, Path(args.out).parent)
     res["wall_s"] = time.perf_counter() - t0
     res["quick"] = args.quick
-    text = render(res)
-    print(text)
-    atomic_write_text(Path(args.out), text)
-    if args.readme:
-        splice_targets(Path(args.readme), text)
-    log(f"wrote {args.out} in {res['wall_s']:.0f} s")
-    return 0
+    return res
+
+
+def read_results(path: Path) -> dict:
+    """The measurements of an earlier run, as ``measure`` returned them."""
+    import json
+
+    try:
+        res = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise SystemExit(f"{path}: no such file (`make bench` writes it beside results/bench.md)") from None
+    except json.JSONDecodeError as err:
+        raise SystemExit(f"{path}: not JSON ({err})") from None
+    if not isinstance(res, dict) or "machine" not in res:
+        raise SystemExit(f"{path}: not the measurements of `python -m benchmarks.bench` (no 'machine')")
+    return res
 
 
 def splice_targets(readme: Path, text: str) -> None:

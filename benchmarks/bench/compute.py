@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from baselines import Method
+from benchmarks.core import allocator
 
 from .timing import interleave
 
@@ -184,9 +185,20 @@ def first_batch(trainer):
     return batch.to(trainer.device)
 
 
+def warm_start(warmup: int) -> dict[str, Any]:
+    """How the timed steps start, ``interleave``'s ``warmup`` rounds and ``settle``. A step pays for the
+    memory its predecessor handed back to the system; with freed memory kept (``benchmarks.core.allocator``,
+    the suite's default) nothing is handed back (a joint step after DAGR's exact step faulted in no page),
+    so ``warmup`` rounds, at least one for the heap to reach the heaviest variant's peak, are enough. With
+    glibc's default every timed step follows an untimed one of its own kind."""
+    if allocator.current_mode() == "keep":
+        return {"warmup": max(warmup, 1), "settle": False}
+    return {"warmup": warmup, "settle": True}
+
+
 def time_steps(names: list[str], shapes: Shapes, batch_size: int, reps: int, warmup: int = 1,
                device: str = "cpu", steps_per_call: int = 1, budget_s: float | None = None,
-               **cfg_kw) -> dict[str, list[float]]:
+               settle: bool = True, **cfg_kw) -> dict[str, list[float]]:
     """Seconds per training step of each variant, interleaved; one entry per repetition."""
     calls = {}
     for name in names:
@@ -199,7 +211,7 @@ def time_steps(names: list[str], shapes: Shapes, batch_size: int, reps: int, war
 
         calls[name] = call
     sync = torch.cuda.synchronize if device.startswith("cuda") else None
-    times = interleave(calls, reps, warmup, sync=sync, budget_s=budget_s, settle=True)
+    times = interleave(calls, reps, warmup, sync=sync, budget_s=budget_s, settle=settle)
     return {k: [t / steps_per_call for t in v] for k, v in times.items()}
 
 
@@ -240,12 +252,12 @@ def time_epochs(methods: list[str], shapes: Shapes, batch_size: int, batches: in
     return times, hooks
 
 
-def full_shape_epoch_ratio(step_ratio: float, epoch_s: list[float], hook_s: list[float], joint_epoch_s: list[float],
-                           joint_hook_s: list[float]) -> float:
-    """Estimated epoch ratio at full shapes: the full-shape step ratio times the method's epoch/steps
-    factor ``epoch / (epoch - hooks)`` over joint's, both from the reduced-shape epochs (the hooks are
+def hooks_factor(epoch_s: list[float], hook_s: list[float], joint_epoch_s: list[float],
+                 joint_hook_s: list[float]) -> float:
+    """What turns a full-shape step ratio into an estimated epoch ratio: the method's epoch/steps factor
+    ``epoch / (epoch - hooks)`` over joint's, both from the reduced-shape epochs (the hooks are
     forward/backward work, so their share of an epoch hardly depends on the input size)."""
     def factor(e, h):
         return sum(e) / max(sum(e) - sum(h), 1e-12)
 
-    return step_ratio * factor(epoch_s, hook_s) / factor(joint_epoch_s, joint_hook_s)
+    return factor(epoch_s, hook_s) / factor(joint_epoch_s, joint_hook_s)

@@ -51,7 +51,7 @@ class Substrate:
 
 # The small CNN's step takes milliseconds and jitters by ±15% call to call: many cheap repetitions.
 SUBSTRATES = (Substrate("small_cnn", "small CNN, AV-Digits (the default grid's run settings), batch 64", 64, 10, 21),
-              Substrate("resnet18", f"ResNet-18, {CREMAD.describe()}, batch 16", 16, 1, 5, CREMAD))
+              Substrate("resnet18", f"ResNet-18, {CREMAD.describe()}, batch 16", 16, 1, 11, CREMAD))
 QUICK_SUBSTRATES = (Substrate("small_cnn", "small CNN, AV-Digits (the default grid's run settings), batch 64", 64, 2, 2),
                     Substrate("resnet18", "small CNN in place of ResNet-18, quick smoke shapes, batch 4", 4, 1, 2,
                               Shapes(32, 24, 32, 1, "quick smoke shapes"), "small_cnn"))
@@ -73,7 +73,7 @@ def default_grid_config(method: str, dagr: dict[str, Any] | None, device: str = 
 
 
 def time_substrate(substrate: Substrate, device: str, warmup: int, budget_s: float | None,
-                   threads: tuple[int, ...] = THREADS) -> dict[str, Any]:
+                   threads: tuple[int, ...] = THREADS, settle: bool = True) -> dict[str, Any]:
     """Seconds per step of every variant, interleaved, at each thread count, in wall time and in this
     process's CPU time; and the floor's (``FLOOR_TIMES``) from the same rounds."""
     calls, split = {}, None
@@ -95,7 +95,7 @@ def time_substrate(substrate: Substrate, device: str, warmup: int, budget_s: flo
         for n in threads:
             torch.set_num_threads(n)
             cpu: dict[str, list[float]] = {}
-            wall = interleave(calls, substrate.reps, warmup, sync=sync, budget_s=budget_s, cpu=cpu, settle=True,
+            wall = interleave(calls, substrate.reps, warmup, sync=sync, budget_s=budget_s, cpu=cpu, settle=settle,
                               order=paired(list(PAIRS)))
             out[n] = {}
             for clock, times, encoder in (("times", wall, split.encoder_s), ("cpu", cpu, split.encoder_cpu_s)):
@@ -108,7 +108,7 @@ def time_substrate(substrate: Substrate, device: str, warmup: int, budget_s: flo
     finally:
         torch.set_num_threads(before)
     return {"substrate": substrate.title, "batch": substrate.batch, "steps_per_call": substrate.steps_per_call,
-            "warmup": warmup, "threads": out}
+            "warmup": warmup, "settle": settle, "threads": out}
 
 
 def per_call(seconds: list[float], steps_per_call: int) -> list[float]:

@@ -54,8 +54,8 @@ def targets(res: dict[str, Any]) -> list[Target]:
     out += dagr_targets(res.get("dagr"))
     for m, limit in (("ogm_ge", 1.05), ("dgl", 1.05), ("pmr", 1.15)):
         out.append(Target.of(f"{TITLES[m]} step ÷ joint step", measured(st, m, "joint"), limit))
-        out.append(Target(f"{TITLES[m]} epoch ÷ joint epoch (full shapes, estimated†)", epoch_estimate(res, m),
-                          limit))
+        out.append(Target.of(f"{TITLES[m]} epoch ÷ joint epoch (full shapes, estimated†)", epoch_estimate(res, m),
+                             limit))
     out.append(Target.of("MMPareto step ÷ its floor (tolerance 5% for noise)",
                          measured(st, "mmpareto", "mmpareto-floor"), 1.05))
     profile = res.get("profile") or {}
@@ -65,7 +65,7 @@ def targets(res: dict[str, Any]) -> list[Target]:
     out.append(Target("default grid, measured wall time (s) of the last complete `make reproduce`",
                       measured_grid["wall_s"] if measured_grid else None, GRID_BUDGET_S))
     data = res.get("data", {})
-    out.append(Target.of("cached loader ÷ decode-every-epoch, samples/s", data.get("speedup"), 10.0, at_least=True))
+    out.append(Target.of("cached loader ÷ decode-every-epoch, samples/s", data_speedup(data), 10.0, at_least=True))
     wait = data.get("wait")
     out.append(Target(f"share of epoch time waiting for data ({wait['workers'] if wait else '?'} loader worker)",
                       wait["share"] if wait else None, 0.05))
@@ -97,16 +97,17 @@ def _interval_cell(target: Target) -> str:
     return f"{lo:.3f}–{hi:.3f} ({100 * coverage:.0f}%)"
 
 
-def epoch_estimate(res: dict[str, Any], method: str) -> float | None:
-    """Full-shape epoch ratio: measured full-shape step ratio × the hooks' factor measured at reduced shapes."""
-    from .compute import full_shape_epoch_ratio
+def epoch_estimate(res: dict[str, Any], method: str) -> Spread | None:
+    """Full-shape epoch ratio: the measured full-shape step ratio (median, range and interval) × the hooks'
+    factor measured at reduced shapes."""
+    from .compute import hooks_factor
 
     st, ep = res.get("steps", {}).get("times"), res.get("epochs", {})
     times, hooks = ep.get("times"), ep.get("hooks")
     if not st or not times or not hooks or method not in st or method not in times:
         return None
-    return full_shape_epoch_ratio(ratio(st, method, "joint").median, times[method], hooks[method], times["joint"],
-                                  hooks["joint"])
+    return ratio(st, method, "joint").scaled(hooks_factor(times[method], hooks[method], times["joint"],
+                                                          hooks["joint"]))
 
 
 def _ratio_cell(times, num, den) -> str:
@@ -125,6 +126,15 @@ def _secs(times, name) -> str:
     return spread(times[name]).fmt(3, " s")
 
 
+def start_text(start: dict[str, Any] | None) -> str:
+    """How the timed steps started (``compute.warm_start``): settled, or after warm-up with memory kept."""
+    if start is None or start.get("settle", True):
+        return ("a training step is timed right after an untimed one of the same variant, as in training (a step "
+                "pays for the memory a heavier predecessor handed back)")
+    return ("freed memory stays in the process (`GEOMREG_MALLOC=keep`), so a step pays nothing for the memory a "
+            f"heavier predecessor freed, and {start['warmup']} untimed round(s) let the heap reach its peak")
+
+
 def render(res: dict[str, Any]) -> str:
     mc, st, ep = res["machine"], res.get("steps", {}), res.get("epochs", {})
     lines = [
@@ -138,8 +148,7 @@ def render(res: dict[str, Any]) -> str:
         "- method: every variant is a real `Trainer` (resolved run config, `debug` random-tensor dataset with "
         "the shapes below, " + ("ResNet-18" if res.get("encoder", "resnet18") == "resnet18" else
                                       f"`{res['encoder']}`") + " encoders, concat fusion, SGD). Variants run interleaved (A B C, B C A, ...: "
-        "the order rotates each repetition) after warm-up; a training step is timed right after an untimed one "
-        "of the same variant, as in training (a step pays for the memory a heavier predecessor handed back); a "
+        "the order rotates each repetition) after warm-up; " + start_text(res.get("start")) + "; a "
         "ratio is taken per repetition from the variants timed in the same round",
         "- cells: median (min–max) over repetitions; ratios are medians of per-repetition ratios",
         f"- total wall time: {res.get('wall_s', 0):.0f} s",
@@ -165,7 +174,7 @@ def render(res: dict[str, Any]) -> str:
             mcell = _memory_cell(mem.get(n))
             est = epoch_estimate(res, n)
             rows.append([TITLES[n], _secs(t, n), _ratio_cell(t, n, "joint"), _secs(e, n), _ratio_cell(e, n, "joint"),
-                         "–" if est is None else f"{est:.2f}×", mcell])
+                         "–" if est is None else f"{est.median:.2f}×", mcell])
         lines += [
             "## Each method against joint training",
             "",
@@ -247,8 +256,8 @@ def render_dagr(dagr: dict[str, Any] | None, steps: dict[str, Any], memory: dict
             c for n in threads for c in (spread(sub["threads"][n]["encoder_times"]).fmt(3, " s"), "", "")]])
         out += [f"### {sub['substrate']}", "",
                 f"{sub['warmup']} warm-up round(s), {len(sub['threads'][threads[0]]['times']['joint'])} interleaved "
-                f"repetitions of {sub['steps_per_call']} step(s) per variant (fewer when over the time budget), each "
-                "after an untimed call of the same variant. The "
+                f"repetitions of {sub['steps_per_call']} step(s) per variant (fewer when over the time budget)"
+                + (", each after an untimed call of the same variant" if sub.get("settle", True) else "") + ". The "
                 "ratios in CPU time (this process's, all its threads) count the work each step did; on a machine "
                 "that other programs load, the wall time also counts the waits for a core.", "",
                 md_table(header, rows), ""]
@@ -335,11 +344,17 @@ def render_numerics(numerics: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def data_speedup(data: dict[str, Any]) -> Spread | None:
+    """The cached loader's samples/s over the decode-every-epoch path's, per repetition."""
+    times = data.get("times")
+    return ratio(times, "decode", "cached") if times else None
+
+
 def render_data(data: dict[str, Any]) -> list[str]:
     out = ["## Data path", ""]
     if "error" in data or not data:
         return out + [f"not measured ({data.get('error', 'skipped')})", ""]
-    sp: Spread = data["speedup"]
+    sp = data_speedup(data)
     out += [
         f"CREMA-D fixture (`benchmarks.data.fixtures`, OGM-GE layout: 16 kHz wavs of 1–2.5 s, "
         f"{data['frame_size']}-px output frames from 480×360 JPEGs, CREMA-D's size), {data['clips']} training "
@@ -373,7 +388,7 @@ def render_gpu(gpu: dict[str, Any] | None) -> list[str]:
     rows = []
     for name, r in gpu["rows"].items():
         rows.append([name, f"{r['epoch_s']:.2f}", f"{r['samples_per_s']:.0f}",
-                     "1.00×" if r["speedup"] is None else f"{r['speedup'].fmt(2)}×"])
+                     "1.00×" if name == "fp32" else f"{ratio(gpu['times'], 'fp32', name).fmt(2)}×"])
     return out + [
         f"{gpu['device']}: joint training, {gpu['shapes']}, batch {gpu['batch_size']}, {gpu['batches']} steps per "
         f"epoch (a CREMA-D epoch), {gpu['reps']} interleaved repetitions after one warm-up epoch each.",

@@ -5,10 +5,10 @@ machine does not always hit the same variant), after ``warmup`` untimed rounds. 
 repetition, from the two variants timed in that same round, and summarized by its median and range.
 
 A rotation keeps each variant's predecessor (C always follows B), and a training step pays for the one
-before it: the memory a heavier step freed is handed back to the system and faulted in again (less
-so where the process keeps freed memory, ``benchmarks.core.allocator``). With
-``settle``, an untimed call of the same variant comes right before each timed one, so a step is timed
-as in training, after a step of its own kind.
+before it where the memory a heavier step freed is handed back to the system and faulted in again (not
+where the process keeps freed memory, ``benchmarks.core.allocator``: there a warm-up round is enough,
+``compute.warm_start``). With ``settle``, an untimed call of the same variant comes right before each
+timed one, so a step is timed as in training, after a step of its own kind.
 
 A ratio of two variants timed far apart in a long round also carries the machine's drift between
 them. ``paired(pairs)`` orders a round so that each pair's two variants run back to back (the pairs
@@ -110,6 +110,14 @@ class Spread:
     hi: float
     n: int
     interval: tuple[float, float, float] | None = None
+
+    def scaled(self, factor: float) -> "Spread":
+        """Every value times a positive ``factor`` (the coverage stays)."""
+        if not factor > 0:
+            raise ValueError(f"factor must be positive, got {factor}")
+        interval = None if self.interval is None else (self.interval[0] * factor, self.interval[1] * factor,
+                                                       self.interval[2])
+        return Spread(self.median * factor, self.lo * factor, self.hi * factor, self.n, interval)
 
     def fmt(self, digits: int = 2, unit: str = "") -> str:
         return f"{self.median:.{digits}f}{unit} ({self.lo:.{digits}f}–{self.hi:.{digits}f})"
