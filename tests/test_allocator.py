@@ -83,3 +83,18 @@ def test_the_system_mode_changes_nothing_and_is_recorded(monkeypatch):
     monkeypatch.setenv(allocator.VARIABLE, "system")
     assert allocator.configure() == "system"  # and a child it starts does not inherit the kept setting
     assert "GLIBC_TUNABLES" not in os.environ and allocator.current_mode() == "system"
+
+
+def test_the_system_mode_refuses_a_process_started_keeping_freed_memory():
+    """glibc applies GLIBC_TUNABLES when a process starts: asked for glibc's default afterwards, the
+    process would keep freed memory yet record ``system``."""
+    keep = allocator.child_environment("keep")["GLIBC_TUNABLES"]
+    script = "from benchmarks.core import allocator; print(allocator.configure())"
+    for tunables, refused in ((f"glibc.rtld.nns=2:{keep}", True), ("glibc.malloc.mmap_max=0", False)):
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                             env=clean_env(GLIBC_TUNABLES=tunables, GEOMREG_MALLOC="system"))
+        assert (out.returncode != 0) == refused, out.stderr
+        if refused:
+            assert f"$GEOMREG_MALLOC=system, but this process started with GLIBC_TUNABLES={tunables}" in out.stderr
+        else:  # one of the two tunables alone does not keep a freed heap top
+            assert out.stdout.strip() == "system"

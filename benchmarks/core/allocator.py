@@ -12,7 +12,8 @@ for that joint-training step).
 This changes where blocks lie, never what is computed (tensors stay 64-byte aligned). It is a process
 setting, so the command line makes it (:func:`configure`), in this process by ``mallopt`` and for the
 processes it starts by ``GLIBC_TUNABLES`` (read when a process starts). ``GEOMREG_MALLOC=system``
-opts out; other C libraries are left as they are. This module must not import torch.
+opts out (an error in a process that started with those tunables: glibc applied them already); other C
+libraries are left as they are. This module must not import torch.
 """
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ MODES = ("keep", "system")
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # mallopt's parameters (malloc.h)
 KEEP_TRIM_BYTES = 2**31 - 1  # the most mallopt takes (an int): a free heap top up to 2 GiB is kept
 KEEP_TUNABLES = {"glibc.malloc.mmap_max": "0", "glibc.malloc.trim_threshold": str(KEEP_TRIM_BYTES)}
+# What glibc applied when this process started (``configure`` changes the variable for its children only;
+# /proc/self/environ cannot say: glibc's parser cuts the string there).
+START_TUNABLES = os.environ.get("GLIBC_TUNABLES", "")
 
 
 def configure(mode: str | None = None) -> str:
@@ -34,6 +38,9 @@ def configure(mode: str | None = None) -> str:
     mode = mode or os.environ.get(VARIABLE) or "keep"
     if mode not in MODES:
         raise ValueError(f"${VARIABLE} must be one of {', '.join(MODES)}, got {mode!r}")
+    if mode == "system" and _keeps(START_TUNABLES):
+        raise ValueError(f"${VARIABLE}=system, but this process started with GLIBC_TUNABLES={START_TUNABLES}, which "
+                         "glibc read at start and which keep freed memory: start it without them (or use keep)")
     libc = _glibc()
     if libc is None:
         mode = "system"
@@ -58,6 +65,11 @@ def child_environment(mode: str) -> dict[str, str]:
 def current_mode() -> str:
     """What :func:`configure` applied to this process's family, else ``system`` (a library user)."""
     return "keep" if os.environ.get(VARIABLE) == "keep" else "system"
+
+
+def _keeps(tunables: str) -> bool:
+    """Whether these tunables include the ones that keep freed memory."""
+    return set(KEEP_TUNABLES.items()) <= {tuple(item.split("=", 1)) for item in tunables.split(":") if "=" in item}
 
 
 def _glibc() -> ctypes.CDLL | None:
