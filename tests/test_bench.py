@@ -389,3 +389,26 @@ def test_render_names_a_missing_or_foreign_measurements_file(tmp_path):
     with pytest.raises(SystemExit, match="not the measurements"):
         main(["--render", str(tmp_path / "other.json"), "--out", str(tmp_path / "x.md")])
     assert not (tmp_path / "x.md").exists()
+
+
+def test_each_method_step_is_paired_with_a_joint_step_of_its_own_or_its_floor():
+    from benchmarks.bench.compute import step_pairs
+
+    assert step_pairs(["joint+dagr-fixed", "ogm_ge", "mmpareto", "dgl"]) == [
+        ("joint+dagr-fixed", "joint"), ("ogm_ge", "joint (beside ogm_ge)"), ("mmpareto", "mmpareto-floor"),
+        ("dgl", "joint (beside dgl)")]
+
+
+def test_a_methods_ratio_is_taken_against_the_joint_steps_beside_it():
+    res = fake_results()
+    st = res["steps"]["times"]
+    st["ogm_ge"] = [1.2, 1.3, 1.25]
+    st["joint (beside ogm_ge)"] = [1.2, 1.25, 1.25]  # the machine was slower next to OGM-GE's steps
+    res["steps"]["pairs"] = [["ogm_ge", "joint (beside ogm_ge)"]]
+    by_what = {t.what: t for t in targets(res)}
+    assert by_what["OGM-GE step ÷ joint step"].value == pytest.approx(1.0)  # not 1.25 against joint's own
+    assert by_what["OGM-GE epoch ÷ joint epoch (full shapes, estimated†)"].value == pytest.approx(1.0)
+    assert by_what["DGL step ÷ joint step"].value == pytest.approx(1.0)  # no pair of its own: joint's
+    text = render(res)
+    assert "| OGM-GE | 1.250 s (1.200–1.300) | 1.00 (1.00–1.04)× |" in text
+    assert "each method's step right next to a joint step of its own" in text

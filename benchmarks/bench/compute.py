@@ -18,7 +18,7 @@ import torch
 from baselines import Method
 from benchmarks.core import allocator
 
-from .timing import interleave
+from .timing import interleave, paired
 
 METHODS = ("joint", "ogm_ge", "gblending", "pmr", "mmpareto", "dgl")
 # DAGR's settings by the suffix of a variant's name, ``<method>+<suffix>`` (e.g. ``dgl+dagr-last-layer``).
@@ -196,22 +196,49 @@ def warm_start(warmup: int) -> dict[str, Any]:
     return {"warmup": warmup, "settle": True}
 
 
-def time_steps(names: list[str], shapes: Shapes, batch_size: int, reps: int, warmup: int = 1,
+STEP_REFERENCE = "joint"
+STEP_FLOORS = {"mmpareto": FLOOR}
+
+
+def beside(reference: str, variant: str) -> str:
+    """The times' key of ``reference``'s steps timed right next to ``variant``'s."""
+    return f"{reference} (beside {variant})"
+
+
+def step_pairs(variants: list[str]) -> list[tuple[str, str]]:
+    """Each variant with the steps its ratio is taken against, to be timed next to it: its floor
+    (``STEP_FLOORS``), else joint training's own steps, once per variant (``beside``; the first
+    variant's under joint's name)."""
+    pairs, joint_taken = [], False
+    for name in variants:
+        if name in STEP_FLOORS:
+            pairs.append((name, STEP_FLOORS[name]))
+        else:
+            pairs.append((name, beside(STEP_REFERENCE, name) if joint_taken else STEP_REFERENCE))
+            joint_taken = True
+    return pairs
+
+
+def time_steps(pairs: list[tuple[str, str]], shapes: Shapes, batch_size: int, reps: int, warmup: int = 1,
                device: str = "cpu", steps_per_call: int = 1, budget_s: float | None = None,
                settle: bool = True, **cfg_kw) -> dict[str, list[float]]:
-    """Seconds per training step of each variant, interleaved; one entry per repetition."""
-    calls = {}
-    for name in names:
-        trainer = step_trainer(name, shapes, batch_size, device, **cfg_kw)
-        batch = first_batch(trainer)
+    """Seconds per training step of each variant and of the steps each is compared with (``step_pairs``),
+    every pair back to back (``timing.paired``); one entry per repetition. One trainer per variant: the
+    reference's keys all time the same trainer."""
+    trainers, calls = {}, {}
+    for key in (key for pair in pairs for key in pair):
+        name = key.split(" (beside ")[0]
+        if name not in trainers:
+            trainer = step_trainer(name, shapes, batch_size, device, **cfg_kw)
+            trainers[name] = (trainer, first_batch(trainer))
 
-        def call(trainer=trainer, batch=batch):
+        def call(trainer=trainers[name][0], batch=trainers[name][1]):
             for _ in range(steps_per_call):
                 trainer.train_step(batch)
 
-        calls[name] = call
+        calls[key] = call
     sync = torch.cuda.synchronize if device.startswith("cuda") else None
-    times = interleave(calls, reps, warmup, sync=sync, budget_s=budget_s, settle=settle)
+    times = interleave(calls, reps, warmup, sync=sync, budget_s=budget_s, settle=settle, order=paired(pairs))
     return {k: [t / steps_per_call for t in v] for k, v in times.items()}
 
 
