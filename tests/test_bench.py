@@ -412,3 +412,26 @@ def test_a_methods_ratio_is_taken_against_the_joint_steps_beside_it():
     text = render(res)
     assert "| OGM-GE | 1.250 s (1.200–1.300) | 1.00 (1.00–1.04)× |" in text
     assert "each method's step right next to a joint step of its own" in text
+
+
+def test_the_joint_steps_beside_each_method_time_one_joint_trainer(monkeypatch):
+    from benchmarks.bench import compute
+
+    built, stepped = [], []
+
+    class FakeTrainer:
+        def __init__(self, name):
+            self.name = name
+            built.append(name)
+
+        def train_step(self, batch):
+            stepped.append(self.name)
+
+    monkeypatch.setattr(compute, "step_trainer", lambda name, *a, **k: FakeTrainer(name))
+    monkeypatch.setattr(compute, "first_batch", lambda trainer: None)
+    pairs = compute.step_pairs(["joint+dagr-fixed", "ogm_ge", "mmpareto"])
+    times = compute.time_steps(pairs, CREMAD, 16, reps=1, warmup=0, settle=False)
+    assert sorted(built) == ["joint", "joint+dagr-fixed", "mmpareto", "mmpareto-floor", "ogm_ge"]
+    assert stepped == ["joint+dagr-fixed", "joint", "ogm_ge", "joint", "mmpareto", "mmpareto-floor"]
+    assert set(times) == {"joint+dagr-fixed", "joint", "ogm_ge", "joint (beside ogm_ge)", "mmpareto",
+                          "mmpareto-floor"}

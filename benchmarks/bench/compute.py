@@ -226,8 +226,9 @@ def time_steps(pairs: list[tuple[str, str]], shapes: Shapes, batch_size: int, re
     every pair back to back (``timing.paired``); one entry per repetition. One trainer per variant: the
     reference's keys all time the same trainer."""
     trainers, calls = {}, {}
+    variant_of = {beside(STEP_REFERENCE, variant): STEP_REFERENCE for variant, _ in pairs}
     for key in (key for pair in pairs for key in pair):
-        name = key.split(" (beside ")[0]
+        name = variant_of.get(key, key)
         if name not in trainers:
             trainer = step_trainer(name, shapes, batch_size, device, **cfg_kw)
             trainers[name] = (trainer, first_batch(trainer))

@@ -115,8 +115,8 @@ def epoch_estimate(res: dict[str, Any], method: str) -> Spread | None:
     times, hooks = ep.get("times"), ep.get("hooks")
     if not st or not times or not hooks or method not in st or method not in times:
         return None
-    return ratio(st, method, joint_beside(st, method)).scaled(hooks_factor(times[method], hooks[method], times["joint"],
-                                                          hooks["joint"]))
+    factor = hooks_factor(times[method], hooks[method], times["joint"], hooks["joint"])
+    return ratio(st, method, joint_beside(st, method)).scaled(factor)
 
 
 def _ratio_cell(times, num, den) -> str:
@@ -157,7 +157,8 @@ def render(res: dict[str, Any]) -> str:
         "- method: every variant is a real `Trainer` (resolved run config, `debug` random-tensor dataset with "
         "the shapes below, " + ("ResNet-18" if res.get("encoder", "resnet18") == "resnet18" else
                                       f"`{res['encoder']}`") + " encoders, concat fusion, SGD). Variants run interleaved (A B C, B C A, ...: "
-        "the order rotates each repetition) after warm-up; " + start_text(res.get("start")) + "; a "
+        "the order rotates each repetition; where a section pairs them, each pair runs back to back) after "
+        "warm-up; " + start_text(res.get("start")) + "; a "
         "ratio is taken per repetition from the variants timed in the same round",
         "- cells: median (min–max) over repetitions; ratios are medians of per-repetition ratios",
         f"- total wall time: {res.get('wall_s', 0):.0f} s",
