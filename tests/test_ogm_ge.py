@@ -8,6 +8,7 @@ import torch
 import baselines.ogm_ge  # noqa: F401  (registers the method)
 from baselines.base import modulation_active
 from baselines.ogm_ge import ogm_coefficients
+from benchmarks.core.strict import ConfigError
 from benchmarks.grid.config import resolve_run
 from benchmarks.grid.naming import run_dir_for
 from benchmarks.train.trainer import Trainer
@@ -124,20 +125,19 @@ def test_ge_noise_has_the_std_of_the_unmodulated_gradient_on_conv_weights_only(d
     trainer = make_trainer(debug_raw, tmp_path)
     trainer.method.on_epoch_start(0)
     batch = next(trainer.data.train.batches(16))
-    replay = torch.Generator()
-    replay.set_state(trainer.method.noise_generator.get_state())
+    replay = replay_generators(trainer.cfg.seed, streams=8)
     conv_weights = sum(p.numel() for p in trainer.model.encoders.parameters() if p.dim() == 4)
     for _ in range(steps - 1):  # earlier steps: the replay skips their draws
         out = with_true_class_probabilities(backward_once(trainer, batch), batch.labels, P_TRUE)
         trainer.method.process_gradients(out, batch)
-        torch.randn(conv_weights, generator=replay)
+        replay_noise(replay, conv_weights)
     out = with_true_class_probabilities(backward_once(trainer, batch), batch.labels, P_TRUE)
     before = {n: p.grad.clone() for n, p in trainer.model.named_parameters()}
     trainer.method.process_gradients(out, batch)  # k_v = 0.078: std(k·g) is far from std(g), the noise's
     convs = [(m, n) for m in ("audio", "visual") for n, p in trainer.model.encoders[m].named_parameters()
              if p.dim() == 4]
     keys = [f"encoders.{m}.{n}" for m, n in convs]
-    z = torch.randn(sum(before[key].numel() for key in keys), generator=replay)
+    z = replay_noise(replay, conv_weights)
     grads = dict(trainer.model.named_parameters())
     for (m, _), key, noise in zip(convs, keys, z.split([before[key].numel() for key in keys])):
         g = before[key]
@@ -148,6 +148,59 @@ def test_ge_noise_has_the_std_of_the_unmodulated_gradient_on_conv_weights_only(d
     for n, p in trainer.model.named_parameters():
         if n not in keys:
             assert torch.equal(p.grad, before[n]), n
+
+
+def replay_generators(seed: int, streams: int) -> list[torch.Generator]:
+    """The noise streams as documented: the run's seed for one stream, else ``streams`` seeds drawn below
+    2**62 by ``torch.randint`` from a generator seeded with it."""
+    if streams == 1:
+        return [torch.Generator().manual_seed(seed)]
+    seeds = torch.randint(2**62, (streams,), generator=torch.Generator().manual_seed(seed))
+    return [torch.Generator().manual_seed(int(s)) for s in seeds]
+
+
+def replay_noise(generators: list[torch.Generator], numel: int) -> torch.Tensor:
+    """``numel`` normals: as equal chunks as ``tensor_split`` makes, chunk i from generator i."""
+    chunks = torch.empty(numel).tensor_split(len(generators))
+    return torch.cat([torch.randn(len(c), generator=g) for c, g in zip(chunks, generators)])
+
+
+def modulated_gradients(debug_raw, tmp_path, params=None, threads=1) -> dict[str, torch.Tensor]:
+    trainer = make_trainer(debug_raw, tmp_path, params)
+    trainer.method.on_epoch_start(0)
+    batch = next(trainer.data.train.batches(16))
+    out = backward_once(trainer, batch)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        trainer.method.process_gradients(out, batch)
+    finally:
+        torch.set_num_threads(before)
+    return {n: p.grad.clone() for n, p in trainer.model.named_parameters()}
+
+
+def test_the_noise_does_not_depend_on_the_thread_count(debug_raw, tmp_path):
+    one, two = (modulated_gradients(debug_raw, tmp_path / str(n), threads=n) for n in (1, 2))
+    assert one.keys() == two.keys() and all(torch.equal(one[n], two[n]) for n in one)
+
+
+def test_one_noise_stream_is_one_draw_from_the_runs_seed(debug_raw, tmp_path):
+    """noise_streams 1: the whole draw from one generator seeded with the run's seed (the single-stream
+    form); the default's 8 streams give other numbers."""
+    trainer = make_trainer(debug_raw, tmp_path, {"noise_streams": 1})
+    z = trainer.method.draw_noise(1000, torch.zeros(1))
+    assert torch.equal(z, torch.randn(1000, generator=torch.Generator().manual_seed(trainer.cfg.seed)))
+    several = make_trainer(debug_raw, tmp_path / "8").method.draw_noise(1000, torch.zeros(1))
+    assert torch.equal(several, replay_noise(replay_generators(trainer.cfg.seed, 8), 1000))
+    assert not torch.equal(several, z)
+
+
+def test_a_checkpoint_of_other_noise_streams_is_refused(debug_raw, tmp_path):
+    state = make_trainer(debug_raw, tmp_path, {"noise_streams": 2}).method.state_dict()
+    with pytest.raises(ValueError, match="with 8 generator states"):
+        make_trainer(debug_raw, tmp_path / "8").method.load_state_dict(state)
+    with pytest.raises(ConfigError, match="noise_streams must be >= 1, got 0"):
+        make_trainer(debug_raw, tmp_path / "0", {"noise_streams": 0})
 
 
 def test_a_resumed_run_continues_the_noise_stream(debug_raw, tmp_path, train_interrupted):
