@@ -412,7 +412,8 @@ def render_tables(args, targets, partial: bool) -> None:
     paper = load_paper_table(grid.paper) if grid.paper else None
     markdown = render(records, targets.folder, title, failed=failed, missing=missing, arms=grid.dagr_arms,
                       paper=paper, sweep=list(grid.sweep), rows=grid_row_titles(grid), against=args.against,
-                      grid=name, powered=grid.powered or None)
+                      grid=name, powered=grid.powered or None,
+                      arm_comparisons=[tuple(pair) for pair in grid.arm_comparisons])
     print(markdown)
     if targets.readme is not None:
         splice_table(targets.readme, name, front_page(markdown, targets.folder, targets.readme))

@@ -176,6 +176,10 @@ def default_grid(*overrides: str):
     ("run.data.params.audio_nois=1", "unknown config key 'run.data.params.audio_nois'"),
     ("run.model.fusion=concatt", "run.model.fusion: 'concatt' is not one of ['concat', 'sum']; did you mean 'concat'?"),
     ("dagr_arms=[none, dagrr]", "dagr_arms: unknown arm 'dagrr'; choose from"),
+    ("arm_comparisons=[[dagr, dagr-fixd]]", "arm_comparisons[0]: 'dagr-fixd' is not one of this grid's dagr_arms "
+                                            "['none', 'dagr']"),
+    ("arm_comparisons=[[dagr, dagr]]", "arm_comparisons[0]: give two different arms [treated, baseline], got"),
+    ("arm_comparisons=[[dagr]]", "arm_comparisons[0]: give two different arms"),
     ("sweep={dagr.tauu: [0.1]}", "unknown config key 'sweep.dagr.tauu'"),
     ("sweep={optim.epochs: [0]}", "sweep.optim.epochs must be >= 1, got 0"),
     ("methodss={}", "unknown config key 'methodss'; allowed keys here"),

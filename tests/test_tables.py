@@ -170,3 +170,19 @@ def test_verdicts_of_few_seeds_are_checked_against_the_powered_grid(tmp_path):
     assert "| Joint training | DAGR (Pareto-balanced) − no regularizer | Audio | +5.00 [+0.03, +9.97] within noise " \
            "| ±10.06 | +2.00 [+1.60, +2.40] better | not detected here |" in section
     assert "Not available" in render(records, tmp_path / "other", "t", powered="missing")
+
+
+def test_two_arms_compared_directly_form_a_family_of_their_own(tmp_path):
+    records, _ = load_records(DATA / "fake_runs" / "fake")
+    text = re.sub(" +", " ", render(records, tmp_path, "t", arm_comparisons=[("none", "dagr")]))
+    section = text.split("## no regularizer against DAGR (Pareto-balanced) (validation-selected)")[1].split("\n## ")[0]
+    # the main table's differences with the sign turned (treated = none): Audio -5, -7, -3; Visual -6 ± 2; Multi
+    # -1, -3, +1; Holm over this table's 3 cells alone, as in the main table (3 · 0.0351 = 0.105), not over 6
+    assert "| Joint training | -5.00 [-9.97, -0.03] within noise | -6.00 [-10.97, -1.03] within noise " \
+           "| -1.00 [-5.97, +3.97] within noise |" in section
+    stats = text.split("## Paired statistics (validation-selected)")[1]
+    assert "| Joint training | no regularizer − DAGR (Pareto-balanced) | Visual | 3 | -6.00 [-10.97, -1.03] " \
+           "within noise | 0.0351 | 0.105 (3) |" in stats
+    csv = pd.read_csv(tmp_path / "table.csv")
+    direct = csv[(csv.selection == "best_val") & (csv.arm == "none") & (csv.baseline_arm == "dagr")]
+    assert sorted(direct.column) == ["Audio", "Multi", "Visual"] and set(direct.family_size) == {3}

@@ -302,6 +302,10 @@ class GridConfig:
     # The stem of a grid that trains these runs with more seeds (e.g. avdigits_powered): this grid's table
     # then checks each of its verdicts against that grid's committed results/<stem>/table.csv.
     powered: str = ""
+    # Pairs [treated, baseline] of dagr_arms compared directly, paired by seed (e.g. the last-layer alpha
+    # against the exact rule): each pair gets a table of its own, one Holm family, beside the Δ against no
+    # regularizer.
+    arm_comparisons: list[list[str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for key in ("benchmark", "seed", "method"):
@@ -316,7 +320,19 @@ class GridConfig:
         for key, values in self.sweep.items():
             if not isinstance(values, list) or not values:
                 raise ConfigError(f"sweep.{key}: give a non-empty list of values")
+        for i, pair in enumerate(self.arm_comparisons):
+            check_arm_pair(pair, self.dagr_arms, f"arm_comparisons[{i}]")
         check_grid_settings(self)
+
+
+def check_arm_pair(pair: list[str], arms: list[str], path: str) -> None:
+    """A [treated, baseline] pair of two different arms that the grid trains."""
+    if len(pair) != 2 or pair[0] == pair[1]:
+        raise ConfigError(f"{path}: give two different arms [treated, baseline], got {pair!r}")
+    for arm in pair:
+        if arm not in arms:
+            raise ConfigError(f"{path}: {arm!r} is not one of this grid's dagr_arms {arms}"
+                              + did_you_mean(arm, arms))
 
 
 def check_grid_settings(grid: GridConfig) -> None:

@@ -140,6 +140,19 @@ def against_table(cells: Cells, methods: list[str], arms: list[str], reference: 
     return cells.judge(pd.DataFrame(table))
 
 
+def arm_pair_table(cells: Cells, methods: list[str], treated: str, baseline: str) -> pd.DataFrame:
+    """Rows: the methods that trained both arms; Δ = ``treated`` − ``baseline``, paired by seed."""
+    table = []
+    for method in methods:
+        if method.endswith("(unimodal reference)"):
+            continue
+        line = {"Method": method}
+        for col, _ in COLUMNS:
+            line[f"{col} Δ [95% CI]"] = cells.delta((method, treated), (method, baseline), col)
+        table.append(line)
+    return cells.judge(pd.DataFrame(table))
+
+
 def comparison_name(c: Comparison) -> str:
     (method, arm), (base_method, base_arm) = c.treated, c.baseline
     if method == base_method:
@@ -330,11 +343,12 @@ def choice_lines(summary: pd.DataFrame, keys: list[str]) -> list[str]:
 def render(records: list[dict[str, Any]], out_dir: Path, title: str, *, failed: list[dict[str, Any]] = (),
            missing: list[str] = (), arms: list[str] = PAIR, paper: PaperTable | None = None,
            sweep: list[str] = (), rows: list[str] = (), against: str | None = None, grid: str | None = None,
-           powered: str | None = None) -> str:
+           powered: str | None = None, arm_comparisons: list[tuple[str, str]] = ()) -> str:
     """Write table.md, table.csv, table.tex and per_seed.csv for one grid; returns the markdown.
 
     ``rows`` names the method rows to show even before any of their runs finished; ``against``
-    (a method name) adds every method's Δ against it; ``powered`` (a grid's stem) checks the verdicts
+    (a method name) adds every method's Δ against it; ``arm_comparisons`` ((treated, baseline) arms) adds a
+    table per pair, the two arms compared directly; ``powered`` (a grid's stem) checks the verdicts
     against that grid's committed table (:func:`agreement_section`); ``grid`` names the grid in per_seed.csv
     (default: the output folder's name). A sweep grid's accuracy tables would pool its points, so it
     gets the per-point sensitivity table after the references and unswept runs."""
@@ -355,6 +369,8 @@ def render(records: list[dict[str, Any]], out_dir: Path, title: str, *, failed: 
         parts += agreement_section(cells["best_val"].comparisons, out_dir.parent / powered / "table.csv", powered)
     if against is not None:
         parts += against_section(cells["best_val"], list(arms), list(rows), method_title(against))
+    for treated, baseline in arm_comparisons:
+        parts += arm_pair_section(cells["best_val"], list(rows), treated, baseline)
     if cells["best_val"].comparisons:
         parts += ["## Paired statistics (validation-selected)", "",
                   "Per compared cell: the seeds both sides finished, Δ with its 95% paired-t interval and verdict, "
@@ -452,6 +468,15 @@ def against_section(cells: Cells, arms: list[str], rows: list[str], reference: s
     return [f"## Against {reference} (validation-selected)", "",
             f"Δ = the method − {reference}, both with the same regularizer arm and seed. {DELTA_TEXT}.", "",
             _markdown(against_table(cells, methods, arms, reference)), ""]
+
+
+def arm_pair_section(cells: Cells, rows: list[str], treated: str, baseline: str) -> list[str]:
+    methods = sorted(dict.fromkeys([*rows, *cells.summary["method"]]), key=row_order)
+    title = f"{ARM_TITLES[treated]} against {ARM_TITLES[baseline]}"
+    return [f"## {title} (validation-selected)", "",
+            f"Δ = {ARM_TITLES[treated]} − {ARM_TITLES[baseline]}, the same method and seed; the cells of this "
+            f"table are a family of their own. {DELTA_TEXT}.", "",
+            _markdown(arm_pair_table(cells, methods, treated, baseline)), ""]
 
 
 def write_outputs(out_dir: Path, markdown: str, cells: dict[str, Cells], table: pd.DataFrame,
