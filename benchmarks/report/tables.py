@@ -141,7 +141,7 @@ def against_table(cells: Cells, methods: list[str], arms: list[str], reference: 
 
 
 def arm_pair_table(cells: Cells, methods: list[str], treated: str, baseline: str) -> pd.DataFrame:
-    """Rows: the methods that trained both arms; Δ = ``treated`` − ``baseline``, paired by seed."""
+    """Rows: the methods (not the unimodal references); Δ = ``treated`` − ``baseline``, paired by seed."""
     table = []
     for method in methods:
         if method.endswith("(unimodal reference)"):
