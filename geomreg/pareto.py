@@ -13,14 +13,22 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["ParetoResult", "alpha_from_products", "balance_geometry", "geometry_alpha", "geometry_weights",
-           "gradient_products", "min_norm_weights", "pareto_combine"]
+__all__ = ["ParetoResult", "alpha_from_products", "balance_geometries", "balance_geometry", "geometry_alpha",
+           "geometry_weights", "gradient_products", "grouped_products", "min_norm_weights", "pareto_combine"]
 
 GradLike = Tensor | Sequence[Tensor | None]
 
 
 def _as_list(g: GradLike) -> list[Tensor | None]:
     return [g] if isinstance(g, Tensor) else list(g)
+
+
+def _present_pairs(g1: Sequence[Tensor | None], g2: Sequence[Tensor | None]) -> list[tuple[Tensor, Tensor]]:
+    """The positions where either list has a tensor, paired, an absent one as zeros of the other's shape."""
+    if len(g1) != len(g2):
+        raise ValueError(f"gradient lists differ in length: {len(g1)} vs {len(g2)}")
+    return [(a if a is not None else torch.zeros_like(b), b if b is not None else torch.zeros_like(a))
+            for a, b in zip(g1, g2) if a is not None or b is not None]
 
 
 def _dot_terms(g1: Sequence[Tensor], g2: Sequence[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
@@ -31,7 +39,8 @@ def _dot_terms(g1: Sequence[Tensor], g2: Sequence[Tensor]) -> tuple[Tensor, Tens
     for a, b in zip(g1, g2):
         if a.numel() != b.numel():
             raise ValueError(f"g1 and g2 must have the same number of elements, got {a.numel()} and {b.numel()}")
-        a, b = a.reshape(-1), b.reshape(-1)
+        if a.dim() != 1:  # a 1-d tensor is its own flat view: one dispatch less per tensor of a small model
+            a, b = a.reshape(-1), b.reshape(-1)
         products += (torch.vdot(a, a), torch.vdot(b, b), torch.vdot(a, b))
     if not products:
         zero = torch.zeros(0, dtype=torch.float64)
@@ -62,8 +71,7 @@ def min_norm_weights(g1: GradLike, g2: GradLike) -> tuple[Tensor, Tensor]:
     l1, l2 = _as_list(g1), _as_list(g2)
     if len(l1) != len(l2):
         raise ValueError(f"g1 and g2 must hold the same number of tensors, got {len(l1)} and {len(l2)}")
-    pairs = [(a if a is not None else torch.zeros_like(b), b if b is not None else torch.zeros_like(a))
-             for a, b in zip(l1, l2) if a is not None or b is not None]
+    pairs = _present_pairs(l1, l2)
     aa, bb, ab = _dot_terms([a for a, _ in pairs], [b for _, b in pairs])
     w1 = _min_norm_w1(aa.sum(), bb.sum(), ab.sum())
     return w1, 1.0 - w1
@@ -138,11 +146,27 @@ def geometry_alpha(g_disp: Sequence[Tensor | None], g_inter: Sequence[Tensor | N
 def gradient_products(g_disp: Sequence[Tensor | None], g_inter: Sequence[Tensor | None]) -> tuple[Tensor, Tensor, Tensor]:
     """``<g_disp, g_disp>``, ``<g_inter, g_inter>``, ``<g_disp, g_inter>`` over all tensors (``None`` counts
     as zeros): 0-d float64 tensors, each the float64 sum of per-tensor float32 products."""
-    if len(g_disp) != len(g_inter):
-        raise ValueError(f"gradient lists differ in length: {len(g_disp)} vs {len(g_inter)}")
-    pairs = [(d if d is not None else torch.zeros_like(i), i if i is not None else torch.zeros_like(d))
-             for d, i in zip(g_disp, g_inter) if d is not None or i is not None]
-    dd, ii, di = (terms.sum() for terms in _dot_terms([d for d, _ in pairs], [i for _, i in pairs]))
+    dd, ii, di = grouped_products([(g_disp, g_inter)])
+    return dd[0], ii[0], di[0]
+
+
+def grouped_products(groups: Sequence[tuple[Sequence[Tensor | None], Sequence[Tensor | None]]]
+                     ) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`gradient_products` of several ``(g_disp, g_inter)`` groups (one per encoder) at once: three
+    float64 vectors, entry ``e`` bitwise equal to group ``e`` alone (the same per-tensor products, summed
+    over the same strided slice), with one stack and one float64 cast for all groups."""
+    sizes, firsts, seconds = [], [], []
+    for g_disp, g_inter in groups:
+        pairs = _present_pairs(g_disp, g_inter)
+        sizes.append(len(pairs))
+        firsts += (d for d, _ in pairs)
+        seconds += (i for _, i in pairs)
+    terms = _dot_terms(firsts, seconds)
+    sums, start = [], 0
+    for size in sizes:
+        sums += (t[start:start + size].sum() for t in terms)
+        start += size
+    dd, ii, di = torch.stack(sums).view(-1, 3).unbind(1)
     return dd, ii, di
 
 
@@ -175,21 +199,37 @@ def balance_geometry(
     bits without a new gradient-sized tensor, which on a CPU means fresh pages to fault in.
     Returns the combined list and α* (0-d float64 tensor).
     """
-    alpha = geometry_alpha(g_disp, g_inter)
-    w_inter, w_disp = geometry_weights(alpha, beta)
-    disp = [k for k, g in enumerate(g_disp) if g is not None]
-    inter = [k for k, g in enumerate(g_inter) if g is not None]
-    out: list[Tensor | None] = [None] * len(g_disp)
-    for k, g in zip(disp, _scaled([g_disp[k] for k in disp], w_disp, in_place)):
-        out[k] = g
-    scaled_inter = dict(zip(inter, _scaled([g_inter[k] for k in inter], w_inter, in_place)))
-    both = [k for k in inter if out[k] is not None]
-    if both:  # w_disp d + w_inter i, into the scaled w_disp d (a tensor of ours, or the caller's in place)
-        torch._foreach_add_([out[k] for k in both], [scaled_inter[k] for k in both])
-    for k in inter:
-        if out[k] is None:
-            out[k] = scaled_inter[k]
-    return out, alpha
+    (out,), alphas = balance_geometries([(g_disp, g_inter)], beta, in_place)
+    return out, alphas[0]
+
+
+def balance_geometries(
+    groups: Sequence[tuple[Sequence[Tensor | None], Sequence[Tensor | None]]], beta: float, in_place: bool = False
+) -> tuple[list[list[Tensor | None]], Tensor]:
+    """:func:`balance_geometry` of several ``(g_disp, g_inter)`` groups (one per encoder, each with its own
+    α*), bitwise equal to one call per group. The small per-α operations run once on a vector of all the
+    groups' α: at a small model's millisecond steps, each operation's dispatch is what they cost.
+    Returns the combined lists and the α* vector (float64, one per group)."""
+    alpha = alpha_from_products(*grouped_products(groups))
+    w_inter, w_disp = (w.unbind() for w in geometry_weights(alpha, beta))
+    outs, sums = [], ([], [])
+    for (g_disp, g_inter), wd, wi in zip(groups, w_disp, w_inter):
+        disp = [k for k, g in enumerate(g_disp) if g is not None]
+        inter = [k for k, g in enumerate(g_inter) if g is not None]
+        out: list[Tensor | None] = [None] * len(g_disp)
+        for k, g in zip(disp, _scaled([g_disp[k] for k in disp], wd, in_place)):
+            out[k] = g
+        scaled_inter = dict(zip(inter, _scaled([g_inter[k] for k in inter], wi, in_place)))
+        for k in inter:
+            if out[k] is None:
+                out[k] = scaled_inter[k]
+            else:  # w_disp d + w_inter i, into the scaled w_disp d (a tensor of ours, or the caller's in place)
+                sums[0].append(out[k])
+                sums[1].append(scaled_inter[k])
+        outs.append(out)
+    if sums[0]:
+        torch._foreach_add_(*sums)
+    return outs, alpha
 
 
 def _scaled(tensors: list[Tensor], weight: Tensor, in_place: bool) -> list[Tensor]:

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from . import functional as GF
 from .lastlayer import LastLayer, LastLayerParameters
-from .pareto import balance_geometry, geometry_weights
+from .pareto import balance_geometries, geometry_weights
 
 __all__ = ["ALPHA_RULES", "DAGR", "GeometryGradients", "Regularizer", "TERMS", "WEIGHTINGS"]
 
@@ -256,15 +256,14 @@ class DAGR(nn.Module):
         """Each term's gradient on every encoder, then α* and ``g_geom`` per encoder (Algorithm 1)."""
         flat = [p for ps in params.values() for p in ps]
         pulled = [_split(_pull_back(zs, flat, u), params) for u in (u_disp, u_inter) if u is not None]
-        grads: dict[str, list[Tensor | None]] = {}
-        alphas: dict[str, Tensor] = {}
-        for name in params:
-            per_term = [p[name] for p in pulled]
-            if self.weighting == "pareto" and self.terms == "both":
-                grads[name], alphas[name] = balance_geometry(per_term[0], per_term[1], self.beta, in_place=True)
-            else:
-                grads[name] = _weighted_sum(per_term, self._single_weight())
-                alphas[name] = torch.tensor(1.0 if self.terms == "anchor" else 0.0)
+        if self.weighting == "pareto" and self.terms == "both":
+            disp, inter = pulled
+            balanced, alpha = balance_geometries([(disp[name], inter[name]) for name in params], self.beta,
+                                                 in_place=True)
+            return GeometryGradients(params=params, grads=dict(zip(params, balanced)),
+                                     alphas=dict(zip(params, alpha.unbind())))
+        grads = {name: _weighted_sum([p[name] for p in pulled], self._single_weight()) for name in params}
+        alphas = {name: torch.tensor(1.0 if self.terms == "anchor" else 0.0) for name in params}
         return GeometryGradients(params=params, grads=grads, alphas=alphas)
 
     @staticmethod

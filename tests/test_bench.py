@@ -435,3 +435,33 @@ def test_the_joint_steps_beside_each_method_time_one_joint_trainer(monkeypatch):
     assert stepped == ["joint+dagr-fixed", "joint", "ogm_ge", "joint", "mmpareto", "mmpareto-floor"]
     assert set(times) == {"joint+dagr-fixed", "joint", "ogm_ge", "joint (beside ogm_ge)", "mmpareto",
                           "mmpareto-floor"}
+
+
+def test_a_methods_gradient_processing_is_timed_inside_its_steps_and_reported_as_a_share(monkeypatch):
+    from benchmarks.bench import compute
+
+    class FakeMethod:
+        def process_gradients(self, out, batch):
+            return {"seen": (out, batch)}
+
+    class FakeTrainer:
+        def __init__(self, name):
+            self.method = FakeMethod()
+
+        def train_step(self, batch):
+            assert self.method.process_gradients("out", batch) == {"seen": ("out", batch)}  # passed through
+
+    monkeypatch.setattr(compute, "step_trainer", lambda name, *a, **k: FakeTrainer(name))
+    monkeypatch.setattr(compute, "first_batch", lambda trainer: "batch")
+    processing = {}
+    compute.time_steps(compute.step_pairs(["ogm_ge", "mmpareto"]), CREMAD, 16, reps=3, warmup=1, settle=False,
+                       processing=processing)
+    assert sorted(processing) == ["mmpareto", "ogm_ge"]  # the methods, not joint or the floor
+    assert len(processing["ogm_ge"]) == 4  # every step it ran, the warm-up round's included
+
+    res = fake_results()
+    res["steps"]["times"]["ogm_ge"] = [2.0, 2.2, 2.1]
+    res["steps"]["processing"] = {"ogm_ge": [0.06, 0.07, 0.08, 0.5], "mmpareto": [1e-5] * 4}
+    line = next(line for line in render(res).splitlines() if line.startswith("- gradient processing"))
+    assert "OGM-GE 0.075 s, 3.6% of its step" in line  # medians: 0.075 / 2.1
+    assert "MMPareto" not in line  # under 1 ms: nothing done there

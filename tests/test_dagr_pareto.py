@@ -7,6 +7,7 @@ from benchmarks.grid.config import resolve_run
 from benchmarks.grid.naming import run_dir_for
 from benchmarks.train.trainer import Trainer
 from geomreg import DAGR, balance_geometry
+from geomreg.pareto import balance_geometries
 
 
 def T(*values):
@@ -67,6 +68,55 @@ def test_balance_geometry_in_place_gives_the_same_bits_and_the_pure_form_keeps_i
         assert torch.equal(a, c) and torch.equal(b, c)
     assert in_place[0] is d[0] and in_place[2] is i[2]  # written into the given tensors
     assert balance_geometry([None], [None], 0.3, in_place=True)[0] == [None]
+
+
+def alpha_one_group(g_disp, g_inter):
+    """α* as one encoder's own sums make it: per-tensor float32 ``vdot``s, stacked, cast to float64 once and
+    summed per product (the sums of a strided column)."""
+    pairs = [(d if d is not None else torch.zeros_like(i), i if i is not None else torch.zeros_like(d))
+             for d, i in zip(g_disp, g_inter) if d is not None or i is not None]
+    if not pairs:
+        return torch.tensor(0.5, dtype=torch.float64)
+    products = [p for d, i in pairs for p in (torch.vdot(d.reshape(-1), d.reshape(-1)),
+                                             torch.vdot(i.reshape(-1), i.reshape(-1)),
+                                             torch.vdot(d.reshape(-1), i.reshape(-1)))]
+    dd, ii, di = (column.sum() for column in torch.stack(products).view(-1, 3).double().unbind(1))
+    denom = dd + ii - 2.0 * di
+    return torch.where(denom > 0, (dd - di) / denom.clamp_min(torch.finfo(torch.float64).tiny), 0.5).clamp(0.0, 1.0)
+
+
+def test_balance_geometries_gives_each_group_the_bits_of_its_own_sums():
+    # A float64 sum of float32 products of similar size is exact in any order; tensors scaled by 1e-4..1e4
+    # make it order-sensitive, so a group summed in another order (or with its neighbours' products) would
+    # show in the last bits of α.
+    gen = torch.Generator().manual_seed(1)
+    shapes = [(8, 1, 3, 3), (8,), (16, 8, 3, 3), (16,), (5, 3), (1,)]
+
+    def grads(n):
+        scales = 10.0 ** (8 * torch.rand(n, generator=gen, dtype=torch.float64) - 4)
+        return [None if k % 7 == 3 else torch.randn(shapes[k % len(shapes)], generator=gen) * float(scales[k])
+                for k in range(n)]
+
+    groups = [(grads(11), grads(11)), ([], []), (grads(4), [None] * 4), (grads(23), grads(23))]
+    groups[3][1][5] = groups[3][0][5].clone()  # one tensor equal in both terms
+    copies = lambda gs: [None if g is None else g.clone() for g in gs]
+    together, alphas = balance_geometries([(copies(d), copies(i)) for d, i in groups], 0.2, in_place=True)
+    assert alphas.shape == (4,) and alphas.dtype == torch.float64
+    for (d, i), got, got_alpha in zip(groups, together, alphas):
+        want_alpha = alpha_one_group(d, i)
+        assert got_alpha.view(torch.int64) == want_alpha.view(torch.int64)
+        w_inter, w_disp = (0.2 * want_alpha).float(), (0.2 * (1.0 - want_alpha)).float()
+        want = [None if a is None and b is None else w_disp * a if b is None else w_inter * b if a is None
+                else w_disp * a + w_inter * b for a, b in zip(d, i)]
+        assert len(got) == len(want)
+        assert all(w is None and g is None or torch.equal(w.view(torch.int32), g.view(torch.int32))
+                   for w, g in zip(want, got))
+    assert alphas[1] == 0.5 and together[1] == []  # an encoder without parameters
+    assert alphas[2] == 1.0  # anchoring gradient zero: all weight on it, the origin
+    assert all(not g.any() for g in together[2] if g is not None)
+    one, one_alpha = balance_geometry(copies(groups[3][0]), copies(groups[3][1]), 0.2)
+    assert one_alpha.view(torch.int64) == alphas[3].view(torch.int64) and all(
+        w is None and g is None or torch.equal(w, g) for w, g in zip(one, together[3]))
 
 
 # --- the training step: g_task + g_geom -------------------------------------------------------------

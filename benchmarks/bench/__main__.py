@@ -92,11 +92,13 @@ def run(settings: Settings, device: str, gpu_smoke: bool = False, compile: bool 
     if "steps" in sections:
         pairs = compute.step_pairs(["joint+dagr-fixed", *[m for m in METHODS if m != "joint"]])
         log(f"steps: {len(pairs)} pairs, {s.step_shapes.describe()}, batch {s.step_batch}")
+        processing: dict[str, list[float]] = {}
         times = compute.time_steps(pairs, s.step_shapes, s.step_batch, s.step_reps, start["warmup"], device,
                                    s.steps_per_call, budget_s=s.step_budget_s, settle=start["settle"],
-                                   encoder=s.encoder)
+                                   processing=processing, encoder=s.encoder)
         res["steps"] = {"shapes": s.step_shapes.describe(), "batch": s.step_batch, **start, "pairs": pairs,
-                        "reps": len(times["joint"]), "steps_per_call": s.steps_per_call, "times": times}
+                        "reps": len(times["joint"]), "steps_per_call": s.steps_per_call, "times": times,
+                        "processing": processing}
     if "dagr" in sections:
         import torch
 

@@ -221,26 +221,46 @@ def step_pairs(variants: list[str]) -> list[tuple[str, str]]:
 
 def time_steps(pairs: list[tuple[str, str]], shapes: Shapes, batch_size: int, reps: int, warmup: int = 1,
                device: str = "cpu", steps_per_call: int = 1, budget_s: float | None = None,
-               settle: bool = True, **cfg_kw) -> dict[str, list[float]]:
+               settle: bool = True, processing: dict[str, list[float]] | None = None,
+               **cfg_kw) -> dict[str, list[float]]:
     """Seconds per training step of each variant and of the steps each is compared with (``step_pairs``),
     every pair back to back (``timing.paired``); one entry per repetition. One trainer per variant: the
-    reference's keys all time the same trainer."""
+    reference's keys all time the same trainer. Given ``processing``, it receives the seconds of each
+    method variant's ``process_gradients`` in every step it ran (warm-up included), timed inside the step."""
     trainers, calls = {}, {}
+    sync = torch.cuda.synchronize if device.startswith("cuda") else None
     variant_of = {beside(STEP_REFERENCE, variant): STEP_REFERENCE for variant, _ in pairs}
     for key in (key for pair in pairs for key in pair):
         name = variant_of.get(key, key)
         if name not in trainers:
             trainer = step_trainer(name, shapes, batch_size, device, **cfg_kw)
             trainers[name] = (trainer, first_batch(trainer))
+            if processing is not None and name in METHODS and name != STEP_REFERENCE:
+                time_hook(trainer.method, "process_gradients", processing.setdefault(name, []), sync)
 
         def call(trainer=trainers[name][0], batch=trainers[name][1]):
             for _ in range(steps_per_call):
                 trainer.train_step(batch)
 
         calls[key] = call
-    sync = torch.cuda.synchronize if device.startswith("cuda") else None
     times = interleave(calls, reps, warmup, sync=sync, budget_s=budget_s, settle=settle, order=paired(pairs))
     return {k: [t / steps_per_call for t in v] for k, v in times.items()}
+
+
+def time_hook(method: Method, hook: str, spent: list[float], sync=None) -> None:
+    """Append the seconds of every later call of ``method.<hook>`` to ``spent`` (on a GPU, synced before
+    and after, so the hook's own kernels are counted)."""
+    inner, sync = getattr(method, hook), sync or (lambda: None)
+
+    def timed(*args, **kwargs):
+        sync()
+        start = time.perf_counter()
+        out = inner(*args, **kwargs)
+        sync()
+        spent.append(time.perf_counter() - start)
+        return out
+
+    setattr(method, hook, timed)
 
 
 def epoch_trainer(method: str, shapes: Shapes, batch_size: int, batches: int, device: str = "cpu", **cfg_kw):

@@ -125,6 +125,21 @@ def _ratio_cell(times, num, den) -> str:
     return f"{ratio(times, num, den).fmt(2)}×"
 
 
+def _processing_lines(steps: dict[str, Any]) -> list[str]:
+    """A line on what the methods' ``process_gradients`` hook took inside their steps, where it took 1 ms
+    or more (OGM-GE's modulation: the others do their work in the backward pass)."""
+    times, shares = steps.get("times") or {}, []
+    for name, spent in sorted((steps.get("processing") or {}).items()):
+        if spent and name in times and spread(spent).median >= 1e-3:
+            took, step = spread(spent).median, spread(times[name]).median
+            shares.append(f"{TITLES[name]} {took:.3f} s, {100 * took / step:.1f}% of its step")
+    if not shares:
+        return []
+    return ["- gradient processing, timed inside each step (the method's `process_gradients` hook, median over "
+            "every step it ran, warm-up included): " + "; ".join(shares) + ". Unlike a ratio to the joint step "
+            "beside it, this share does not carry two steps' jitter."]
+
+
 def _memory_cell(m: dict[str, float] | str | None) -> str:
     return "–" if m is None else (m if isinstance(m, str) else f"{m['peak_mb']:.0f} (+{m['step_mb']:.0f})")
 
@@ -205,6 +220,7 @@ def render(res: dict[str, Any]) -> str:
             "(epoch ÷ its steps) of the method over that of joint, the latter factors from the reduced-shape "
             "epochs (the hooks are forward/backward work, so their share of an epoch hardly depends on the "
             "input size). The targets on epochs use it.",
+            *_processing_lines(st),
             f"- memory: {res.get('memory', {}).get('what', '–')}",
             f"- MMPareto ÷ floor, per step: {_ratio_cell(t, 'mmpareto', 'mmpareto-floor')}. The floor does what "
             "MMPareto cannot avoid: one forward, one `autograd.grad` for the fused loss and one for the unimodal "
