@@ -6,7 +6,7 @@ last-layer α at the suite's two substrates and 1 and 2 threads with that α's a
 each method's epoch cost (reduced shapes), peak memory per method (fresh subprocesses), the page faults
 and steps with freed memory kept and with glibc's default (fresh subprocesses), where the time of each run
 of the default grid goes and the grid's projected and measured wall time, the data path on a fixture, the
-portable numerics' cost, and the GPU epoch (CUDA only). The full run takes about 45 minutes on a 2-core CPU; each timed section also has a time budget that lowers its repetitions (never below 2) when
+portable numerics' cost, and the GPU epoch (CUDA only). The full run takes about 30 minutes on a 2-core CPU; each timed section also has a time budget that lowers its repetitions (never below 2) when
 the machine is slower than planned.
 """
 from __future__ import annotations
