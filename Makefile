@@ -136,7 +136,7 @@ data-root:
 	@test -n "$(DATA_ROOT)" || { echo "set DATA_ROOT=<folder of $(DATASET)> (see docs/datasets.md)" >&2; exit 2; }
 
 # Ratios measured side by side in one process (results/bench.md with its measurements in results/bench.json,
-# its targets in docs/performance.md); about 30 minutes on 2 cores. Re-render without measuring:
+# its targets in docs/performance.md); about 35 minutes on 2 cores. Re-render without measuring:
 # python -m benchmarks.bench --render results/bench.json --readme docs/performance.md
 bench: $(STAMP)
 	$(PY) -m benchmarks.bench --out $(RESULTS)/bench.md --readme docs/performance.md

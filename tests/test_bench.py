@@ -465,3 +465,34 @@ def test_a_methods_gradient_processing_is_timed_inside_its_steps_and_reported_as
     line = next(line for line in render(res).splitlines() if line.startswith("- gradient processing"))
     assert "OGM-GE 0.075 s, 3.6% of its step" in line  # medians: 0.075 / 2.1
     assert "MMPareto" not in line  # under 1 ms: nothing done there
+
+
+def test_a_pair_near_its_limit_gets_more_repetitions_appended_to_its_own(monkeypatch):
+    from benchmarks.bench import __main__ as bench
+    from benchmarks.bench import compute
+
+    pairs = compute.step_pairs(["joint+dagr-fixed", "ogm_ge", "dgl"])
+    times = {"joint": [1.0] * 3, "joint+dagr-fixed": [1.0] * 3, "ogm_ge": [1.2, 0.9, 1.1],
+             "joint (beside ogm_ge)": [1.0] * 3, "dgl": [1.0] * 3, "joint (beside dgl)": [1.0] * 3}
+    seen = []
+
+    def time_steps(pairs, *args, processing=None, **kwargs):
+        seen.append(pairs)
+        processing.setdefault("ogm_ge", []).extend([0.05] * 4)
+        return {"ogm_ge": [1.04] * 4, "joint (beside ogm_ge)": [1.0] * 4}
+
+    monkeypatch.setattr(compute, "time_steps", time_steps)
+    processing = {"ogm_ge": [0.05] * 3}
+    settings = bench.Settings(step_more_reps=(("ogm_ge", 4),))
+    more = bench.more_step_reps(pairs, times, processing, settings, {"warmup": 1, "settle": False}, "cpu")
+    assert seen == [[("ogm_ge", "joint (beside ogm_ge)")]]  # the pair alone, with the key of its own joint steps
+    assert more == {"ogm_ge": 4}
+    assert times["ogm_ge"] == [1.2, 0.9, 1.1, 1.04, 1.04, 1.04, 1.04]
+    assert len(times["joint (beside ogm_ge)"]) == 7 and times["joint"] == [1.0] * 3  # the others untouched
+    assert len(processing["ogm_ge"]) == 7
+
+    res = fake_results()
+    res["steps"].update(times=times, more_reps=more)
+    ogm = next(t for t in targets(res) if t.what == "OGM-GE step ÷ joint step")
+    assert ogm.value == pytest.approx(1.04)  # the median of all 7 per-repetition ratios
+    assert "OGM-GE's pair then ran 4 more repetitions on its own, 7 in all" in render(res)

@@ -125,6 +125,13 @@ def _ratio_cell(times, num, den) -> str:
     return f"{ratio(times, num, den).fmt(2)}×"
 
 
+def _more_reps_text(steps: dict[str, Any]) -> str:
+    """What the pairs timed again after the rotation got (``step_more_reps``), appended to their own."""
+    more = {m: n for m, n in (steps.get("more_reps") or {}).items() if n}
+    return "".join(f"; {TITLES[m]}'s pair then ran {n} more repetitions on its own, {n + steps.get('reps', 0)} in "
+                   "all, as its ratio sits near its limit" for m, n in more.items())
+
+
 def _processing_lines(steps: dict[str, Any]) -> list[str]:
     """A line on what the methods' ``process_gradients`` hook took inside their steps, where it took 1 ms
     or more (OGM-GE's modulation: the others do their work in the backward pass)."""
@@ -208,7 +215,7 @@ def render(res: dict[str, Any]) -> str:
             "(G-Blending without its weight estimation, PMR with its prototypes set)"
             + (f"; {st.get('reps', '–')} repetitions, each method's step right next to a joint step of its own "
                "(MMPareto's next to its floor's), the pairs rotating and swapping places every repetition, so each "
-               "ratio to joint comes from adjacent steps" if st.get("pairs") else "") + ".",
+               "ratio to joint comes from adjacent steps" if st.get("pairs") else "") + _more_reps_text(st) + ".",
             f"- epoch: **reduced shapes** ({ep.get('shapes', '–')}), batch {ep.get('batch', '–')}, "
             f"{ep.get('batches', '–')} steps per epoch, {ep.get('reps', '–')} interleaved repetitions after one "
             "warm-up step per trainer: `on_epoch_start` + `train_epoch` + `on_epoch_end`, evaluation left out. "
