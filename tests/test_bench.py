@@ -467,7 +467,7 @@ def test_a_methods_gradient_processing_is_timed_inside_its_steps_and_reported_as
     assert "MMPareto" not in line  # under 1 ms: nothing done there
 
 
-def test_a_pair_near_its_limit_gets_more_repetitions_appended_to_its_own(monkeypatch):
+def test_a_pair_near_its_limit_gets_more_repetitions_appended_to_its_own():
     from benchmarks.bench import __main__ as bench
     from benchmarks.bench import compute
 
@@ -476,20 +476,15 @@ def test_a_pair_near_its_limit_gets_more_repetitions_appended_to_its_own(monkeyp
              "joint (beside ogm_ge)": [1.0] * 3, "dgl": [1.0] * 3, "joint (beside dgl)": [1.0] * 3}
     seen = []
 
-    def time_steps(pairs, *args, processing=None, **kwargs):
-        seen.append(pairs)
-        processing.setdefault("ogm_ge", []).extend([0.05] * 4)
-        return {"ogm_ge": [1.04] * 4, "joint (beside ogm_ge)": [1.0] * 4}
+    def time_pair(pair, reps):
+        seen.append((pair, reps))
+        return {"ogm_ge": [1.04] * reps, "joint (beside ogm_ge)": [1.0] * reps}
 
-    monkeypatch.setattr(compute, "time_steps", time_steps)
-    processing = {"ogm_ge": [0.05] * 3}
-    settings = bench.Settings(step_more_reps=(("ogm_ge", 4),))
-    more = bench.more_step_reps(pairs, times, processing, settings, {"warmup": 1, "settle": False}, "cpu")
-    assert seen == [[("ogm_ge", "joint (beside ogm_ge)")]]  # the pair alone, with the key of its own joint steps
+    more = bench.more_step_reps(pairs, times, (("ogm_ge", 4),), time_pair)
+    assert seen == [(("ogm_ge", "joint (beside ogm_ge)"), 4)]  # the pair alone, with the key of its own joint steps
     assert more == {"ogm_ge": 4}
     assert times["ogm_ge"] == [1.2, 0.9, 1.1, 1.04, 1.04, 1.04, 1.04]
     assert len(times["joint (beside ogm_ge)"]) == 7 and times["joint"] == [1.0] * 3  # the others untouched
-    assert len(processing["ogm_ge"]) == 7
 
     res = fake_results()
     res["steps"].update(times=times, more_reps=more)

@@ -63,7 +63,8 @@ class Settings:
 
 
 QUICK = Settings(step_shapes=Shapes(32, 24, 32, 1, "quick smoke shapes"), step_batch=4, step_reps=2,
-                 step_budget_s=60, step_more_reps=(("ogm_ge", 2),), step_more_budget_s=30, epoch_shapes=Shapes(32, 24, 32, 1, "quick smoke shapes"), epoch_batch=4,
+                 step_budget_s=60, step_more_reps=(("ogm_ge", 2),), step_more_budget_s=30,
+                 epoch_shapes=Shapes(32, 24, 32, 1, "quick smoke shapes"), epoch_batch=4,
                  epoch_batches=3, epoch_reps=2, epoch_budget_s=60, dagr_substrates=QUICK_SUBSTRATES,
                  dagr_budget_s=20, agreement_epochs=2, memory_methods=("joint", "joint+dagr"),
                  memory_shapes=Shapes(32, 24, 32, 1, "quick smoke shapes"), memory_batch=4, allocator_reps=1,
@@ -98,10 +99,15 @@ def run(settings: Settings, device: str, gpu_smoke: bool = False, compile: bool 
         pairs = compute.step_pairs(["joint+dagr-fixed", *[m for m in METHODS if m != "joint"]])
         log(f"steps: {len(pairs)} pairs, {s.step_shapes.describe()}, batch {s.step_batch}")
         processing: dict[str, list[float]] = {}
-        times = compute.time_steps(pairs, s.step_shapes, s.step_batch, s.step_reps, start["warmup"], device,
-                                   s.steps_per_call, budget_s=s.step_budget_s, settle=start["settle"],
-                                   processing=processing, encoder=s.encoder)
-        more_reps = more_step_reps(pairs, times, processing, s, start, device)
+
+        def time_pairs(pairs, reps, budget_s):
+            return compute.time_steps(pairs, s.step_shapes, s.step_batch, reps, start["warmup"], device,
+                                      s.steps_per_call, budget_s=budget_s, settle=start["settle"],
+                                      processing=processing, encoder=s.encoder)
+
+        times = time_pairs(pairs, s.step_reps, s.step_budget_s)
+        more_reps = more_step_reps(pairs, times, s.step_more_reps,
+                                   lambda pair, reps: time_pairs([pair], reps, s.step_more_budget_s))
         res["steps"] = {"shapes": s.step_shapes.describe(), "batch": s.step_batch, **start, "pairs": pairs,
                         "reps": len(times["joint"]), "more_reps": more_reps, "steps_per_call": s.steps_per_call,
                         "times": times, "processing": processing}
@@ -167,20 +173,16 @@ def run(settings: Settings, device: str, gpu_smoke: bool = False, compile: bool 
     return res
 
 
-def more_step_reps(pairs: list[tuple[str, str]], times: dict[str, list[float]], processing: dict[str, list[float]],
-                   s: Settings, start: dict, device: str) -> dict[str, int]:
-    """Time the pairs of ``s.step_more_reps`` again, each on its own after the rotation, and append their
-    repetitions to ``times`` (and their hook's seconds to ``processing``): a pair's entries stay aligned
+def more_step_reps(pairs: list[tuple[str, str]], times: dict[str, list[float]],
+                   more_reps: tuple[tuple[str, int], ...], time_pair) -> dict[str, int]:
+    """Time the pairs of ``more_reps`` (method, repetitions) again, each on its own after the rotation
+    (``time_pair(pair, reps)``), and append their repetitions to ``times``: a pair's entries stay aligned
     repetition by repetition, so its ratio takes them all. Returns how many each pair got."""
-    from . import compute
-
     more = {}
-    for method, reps in s.step_more_reps:
+    for method, reps in more_reps:
         pair = next(p for p in pairs if p[0] == method)
         log(f"steps: {reps} more repetitions of {pair[0]} beside {pair[1]}")
-        extra = compute.time_steps([pair], s.step_shapes, s.step_batch, reps, start["warmup"], device,
-                                   s.steps_per_call, budget_s=s.step_more_budget_s, settle=start["settle"],
-                                   processing=processing, encoder=s.encoder)
+        extra = time_pair(pair, reps)
         for key in pair:
             times[key] += extra[key]
         more[method] = len(extra[method])
