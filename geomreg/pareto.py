@@ -7,11 +7,14 @@ autograd, no parameters touched.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from .cascade import cascade_sum
 
 __all__ = ["ParetoResult", "alpha_from_products", "balance_geometries", "balance_geometry", "geometry_alpha",
            "geometry_weights", "gradient_products", "grouped_products", "min_norm_weights", "pareto_combine"]
@@ -32,9 +35,15 @@ def _present_pairs(g1: Sequence[Tensor | None], g2: Sequence[Tensor | None]) -> 
 
 
 def _dot_terms(g1: Sequence[Tensor], g2: Sequence[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
-    """Per pair of tensors: ``<a,a>``, ``<b,b>``, ``<a,b>`` as three float64 vectors. Each product is one
-    ``vdot`` in the gradients' dtype (no float64 copy of a gradient); only the scalars are float64. Equal
-    inputs give bitwise equal terms, so ``g1 == g2`` is seen exactly (zero denominator)."""
+    """Per pair of tensors: ``<a,a>``, ``<b,b>``, ``<a,b>`` as three float64 vectors (:func:`_products`)."""
+    aa, bb, ab = _products(g1, g2).view(-1, 3).double().unbind(1)  # one row (aa, bb, ab) per pair
+    return aa, bb, ab
+
+
+def _products(g1: Sequence[Tensor], g2: Sequence[Tensor]) -> Tensor:
+    """``<a,a>``, ``<b,b>``, ``<a,b>`` of each pair of tensors, in one vector. Each product is one ``vdot``
+    in the gradients' dtype (no float64 copy of a gradient); the sums over tensors are taken in float64.
+    Equal inputs give bitwise equal terms, so ``g1 == g2`` is seen exactly (zero denominator)."""
     products = []
     for a, b in zip(g1, g2):
         if a.numel() != b.numel():
@@ -42,11 +51,7 @@ def _dot_terms(g1: Sequence[Tensor], g2: Sequence[Tensor]) -> tuple[Tensor, Tens
         if a.dim() != 1:  # a 1-d tensor is its own flat view: one dispatch less per tensor of a small model
             a, b = a.reshape(-1), b.reshape(-1)
         products += (torch.vdot(a, a), torch.vdot(b, b), torch.vdot(a, b))
-    if not products:
-        zero = torch.zeros(0, dtype=torch.float64)
-        return zero, zero, zero
-    aa, bb, ab = torch.stack(products).view(-1, 3).double().unbind(1)  # one row (aa, bb, ab) per pair
-    return aa, bb, ab
+    return torch.stack(products) if products else torch.zeros(0, dtype=torch.float64)
 
 
 def _min_norm_w1(v1v1: Tensor, v2v2: Tensor, v1v2: Tensor) -> Tensor:
@@ -155,13 +160,24 @@ def grouped_products(groups: Sequence[tuple[Sequence[Tensor | None], Sequence[Te
     """:func:`gradient_products` of several ``(g_disp, g_inter)`` groups (one per encoder) at once: three
     float64 vectors, entry ``e`` bitwise equal to group ``e`` alone (the same per-tensor products, summed
     over the same strided slice), with one stack and one float64 cast for all groups."""
+    return _summed_per_group(*_group_products(groups))
+
+
+def _group_products(groups: Sequence[tuple[Sequence[Tensor | None], Sequence[Tensor | None]]]
+                    ) -> tuple[Tensor, list[int]]:
+    """The :func:`_products` of every group's tensors in one vector, and how many tensors each group has."""
     sizes, firsts, seconds = [], [], []
     for g_disp, g_inter in groups:
         pairs = _present_pairs(g_disp, g_inter)
         sizes.append(len(pairs))
         firsts += (d for d, _ in pairs)
         seconds += (i for _, i in pairs)
-    terms = _dot_terms(firsts, seconds)
+    return _products(firsts, seconds), sizes
+
+
+def _summed_per_group(products: Tensor, sizes: Sequence[int]) -> tuple[Tensor, Tensor, Tensor]:
+    """The float64 sums of :func:`_group_products`' products over each group's tensors."""
+    terms = products.view(-1, 3).double().unbind(1)
     sums, start = [], 0
     for size in sizes:
         sums += (t[start:start + size].sum() for t in terms)
@@ -170,15 +186,53 @@ def grouped_products(groups: Sequence[tuple[Sequence[Tensor | None], Sequence[Te
     return dd, ii, di
 
 
+_TINY = torch.finfo(torch.float64).tiny
+
+
 def alpha_from_products(dd: Tensor, ii: Tensor, di: Tensor) -> Tensor:
     """The min-norm α of the anchoring gradient from the three inner products of :func:`gradient_products`."""
     denom = dd + ii - 2.0 * di
-    return torch.where(denom > 0, (dd - di) / denom.clamp_min(torch.finfo(torch.float64).tiny), 0.5).clamp(0.0, 1.0)
+    return torch.where(denom > 0, (dd - di) / denom.clamp_min(_TINY), 0.5).clamp(0.0, 1.0)
 
 
 def geometry_weights(alpha: Tensor, beta: float) -> tuple[Tensor, Tensor]:
     """The float32 weights ``(β α, β (1 - α))`` of the anchoring and the dispersion gradient."""
     return (beta * alpha).float(), (beta * (1.0 - alpha)).float()
+
+
+def _alpha_of_floats(dd: float, ii: float, di: float) -> float:
+    """:func:`alpha_from_products` of one group in Python floats: IEEE doubles, the same operations in the
+    same order, so the same bits (``denom > 0`` is false for NaN, as in ``torch.where``)."""
+    denom = dd + ii - 2.0 * di
+    if not denom > 0:
+        return 0.5
+    alpha = (dd - di) / max(denom, _TINY)
+    return alpha if math.isnan(alpha) else min(max(alpha, 0.0), 1.0)
+
+
+def _alphas_and_weights(groups: Sequence[tuple[Sequence[Tensor | None], Sequence[Tensor | None]]], beta: float,
+                        on_host: bool | None = None) -> tuple[Tensor, Sequence[Tensor], Sequence[Tensor]]:
+    """α* of each group (a float64 vector) and its weights ``β α``, ``β (1 - α)`` (0-d float32 tensors).
+
+    ``on_host`` (the default for CPU tensors): the per-tensor products are summed and α* computed on
+    Python floats (:func:`~geomreg.cascade.cascade_sum`, :func:`_alpha_of_floats`), bitwise equal to the
+    tensor operations of the other path (:func:`grouped_products`, :func:`alpha_from_products`,
+    :func:`geometry_weights`), in 6 tensor operations after the products instead of about 35. Within a
+    training step each tensor operation costs its dispatch and, right after a backward pass, some
+    microseconds of cold caches: a measurable share of a small model's step (``docs/performance.md``).
+    Otherwise everything stays on the device, without a host sync."""
+    products, sizes = _group_products(groups)
+    if not (products.device.type == "cpu" if on_host is None else on_host):
+        alpha = alpha_from_products(*_summed_per_group(products, sizes))
+        w_inter, w_disp = geometry_weights(alpha, beta)
+        return alpha, w_inter.unbind(), w_disp.unbind()
+    values, alphas, start = products.tolist(), [], 0
+    for size in sizes:
+        alphas.append(_alpha_of_floats(*(cascade_sum(values, 3 * start + k, 3, size) for k in range(3))))
+        start += size
+    # a double to float32 rounds to nearest, as .float() does
+    w_inter, w_disp = torch.tensor([(beta * a, beta * (1.0 - a)) for a in alphas], dtype=torch.float32).unbind(1)
+    return torch.tensor(alphas, dtype=torch.float64), w_inter.unbind(), w_disp.unbind()
 
 
 def balance_geometry(
@@ -193,8 +247,8 @@ def balance_geometry(
     zero included) every α gives the same vector and α* = 0.5. When one of them is zero the min-norm
     point is the origin: the step is zero (a Pareto-stationary point of the two geometric terms).
 
-    The three dot products are summed in float64 from per-tensor float32 products; α* stays on the
-    device (no host sync). ``None`` entries count as zeros; both ``None`` gives ``None``. With
+    The three dot products are summed in float64 from per-tensor float32 products; on a GPU α* stays on
+    the device (no host sync). ``None`` entries count as zeros; both ``None`` gives ``None``. With
     ``in_place`` the result is written into the given tensors (both lists are then used up): the same
     bits without a new gradient-sized tensor, which on a CPU means fresh pages to fault in.
     Returns the combined list and α* (0-d float64 tensor).
@@ -210,8 +264,7 @@ def balance_geometries(
     α*), bitwise equal to one call per group. The small per-α operations run once on a vector of all the
     groups' α: at a small model's millisecond steps, each operation's dispatch is what they cost.
     Returns the combined lists and the α* vector (float64, one per group)."""
-    alpha = alpha_from_products(*grouped_products(groups))
-    w_inter, w_disp = (w.unbind() for w in geometry_weights(alpha, beta))
+    alpha, w_inter, w_disp = _alphas_and_weights(groups, beta)
     outs, sums = [], ([], [])
     for (g_disp, g_inter), wd, wi in zip(groups, w_disp, w_inter):
         disp = [k for k, g in enumerate(g_disp) if g is not None]

@@ -7,7 +7,7 @@ from benchmarks.grid.config import resolve_run
 from benchmarks.grid.naming import run_dir_for
 from benchmarks.train.trainer import Trainer
 from geomreg import DAGR, balance_geometry
-from geomreg.pareto import balance_geometries
+from geomreg.pareto import _alphas_and_weights, balance_geometries
 
 
 def T(*values):
@@ -117,6 +117,30 @@ def test_balance_geometries_gives_each_group_the_bits_of_its_own_sums():
     one, one_alpha = balance_geometry(copies(groups[3][0]), copies(groups[3][1]), 0.2)
     assert one_alpha.view(torch.int64) == alphas[3].view(torch.int64) and all(
         w is None and g is None or torch.equal(w, g) for w, g in zip(one, together[3]))
+
+
+def test_alpha_on_the_host_has_the_bits_of_the_tensor_path():
+    # The CPU computes α* and its weights on Python floats; the tensor path (GPUs) must give the same bits,
+    # for ordinary groups and for the degenerate ones: equal terms, a zero term, overflow, NaN, subnormals.
+    gen = torch.Generator().manual_seed(2)
+    shapes = [(8, 1, 3, 3), (8,), (8,), (16, 8, 3, 3), (16,), (16,), (32, 16, 3, 3), (32,), (32,)]
+
+    def grads(scale):
+        return [torch.randn(s, generator=gen) * scale for s in shapes]
+
+    groups = [(grads(10.0 ** e), grads(10.0 ** (e + k % 3 - 1))) for k, e in enumerate(range(-30, 31, 3))]
+    groups.append((grads(1.0), [g.clone() for g in groups[-1][0]]))  # equal terms: α* = 0.5
+    groups.append(([g * 0 for g in grads(1.0)], grads(1.0)))  # no dispersion gradient
+    groups.append((grads(1e30), grads(1e30)))  # products overflow float32
+    groups.append((grads(1.0), grads(1.0)))
+    groups[-1][1][4][0] = float("nan")
+    groups.append((grads(1e-25), grads(1e-25)))  # products underflow to subnormals and zeros
+    host = _alphas_and_weights(groups, 0.2, on_host=True)
+    device = _alphas_and_weights(groups, 0.2, on_host=False)
+    for got, want in zip(host, device):
+        got, want = torch.stack(list(got)), torch.stack(list(want))
+        assert got.dtype == want.dtype and torch.equal(got.view(torch.int8), want.view(torch.int8))
+    assert {0.5, 0.0} <= set(host[0].tolist()) and host[0].isnan().any()  # equal; no dispersion; NaN
 
 
 # --- the training step: g_task + g_geom -------------------------------------------------------------

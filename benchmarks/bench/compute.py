@@ -127,6 +127,9 @@ class SplitBackward:
 
     def __init__(self, model, sync=None) -> None:
         self.model, self.sync = model, sync or (lambda: None)
+        # collected once, as the trainer collects DAGR's encoder parameters
+        self.heads = [p for p in model.head_parameters() if p.requires_grad]
+        self.encoders = [p for m in model.modalities for p in model.encoder_parameters(m) if p.requires_grad]
         self.encoder_s: list[float] = []  # B_enc of each step, wall seconds
         self.encoder_cpu_s: list[float] = []  # and this process's CPU seconds
         self.embeddings = None
@@ -140,8 +143,7 @@ class SplitBackward:
 
     def __call__(self, losses, regularizer) -> None:
         zs = list(self.embeddings.values())
-        heads = [p for p in self.model.head_parameters() if p.requires_grad]
-        encoders = [p for m in self.model.modalities for p in self.model.encoder_parameters(m) if p.requires_grad]
+        heads, encoders = self.heads, self.encoders
         objective = sum(losses.values()) + (regularizer if regularizer is not None else 0.0)
         upper = torch.autograd.grad(objective, zs + heads, allow_unused=True)
         self.sync()
