@@ -14,6 +14,7 @@ from baselines import METHODS, Method, register
 from benchmarks.grid.config import GridConfig, resolve_run
 from benchmarks.core.records import RunDir
 from benchmarks.grid.naming import run_dir_for
+from benchmarks.run.repeatability import interruptible_children
 from benchmarks.run.runner import run_grid, run_one
 from benchmarks.train.trainer import Trainer
 
@@ -179,10 +180,8 @@ def test_ctrl_c_stops_a_grid_with_exit_130_and_the_next_call_resumes_the_run(tmp
     cmd = [sys.executable, "-m", "benchmarks", "grid", "benchmarks/configs/debug.yaml", "--runs", str(tmp_path),
            "--no-progress", "--set", "seeds=[0]", "--set", "run.optim.epochs=6", "--set", "references=[]",
            "--set", "dagr_arms=[none]"]
-    # SIGINT at its default in the child: a shell starts background jobs with it ignored, a child inherits
-    # that, and Python then installs no KeyboardInterrupt handler, whoever launched the tests
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    with interruptible_children():  # also when the tests run in a background job
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not list(tmp_path.glob("debug/*/last.pt")) and time.time() < deadline:  # one epoch checkpointed
         time.sleep(0.05)

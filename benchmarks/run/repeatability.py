@@ -14,6 +14,7 @@ any CPU vendor.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -51,11 +52,26 @@ def fingerprint(run_dir) -> dict:
             "weights": b"".join(best[k].numpy().tobytes() for k in sorted(best))}
 
 
+@contextlib.contextmanager
+def interruptible_children():
+    """Child processes started inside take SIGINT at its default. A shell starts its background jobs
+    with SIGINT ignored, a child inherits an ignored signal, and Python then installs no
+    ``KeyboardInterrupt`` handler: a grid started from a background job would not stop. A handler set
+    in this process, unlike an ignored signal, is reset to the default in the child (main thread only)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if previous is not None:  # None: a handler not set from Python, which cannot be put back
+            signal.signal(signal.SIGINT, previous)
+
+
 def interrupted_then_resumed(grid_file: Path, runs: Path, first_run_dir: Path, timeout_s: float = 600) -> str:
     """Train the grid from the command line, send SIGINT once the first run's first epoch is checkpointed,
     then train it again; returns what happened, for the report."""
     cmd = [sys.executable, "-m", "benchmarks", "grid", str(grid_file), "--runs", str(runs), "--no-progress"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    with interruptible_children():
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + timeout_s
     while not (first_run_dir / "last.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
