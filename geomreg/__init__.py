@@ -11,8 +11,8 @@ from . import controls, functional, geometry, lastlayer, pareto
 from .geometry import geometry_summary
 from .lastlayer import LastLayer
 from .pareto import ParetoResult, balance_geometry, min_norm_weights, pareto_combine
-from .regularizer import DAGR, GeometryGradients, Regularizer
+from .regularizer import DAGR, GeometryGradients, GeometryTerms, Regularizer
 
-__all__ = ["DAGR", "GeometryGradients", "LastLayer", "Regularizer", "controls", "functional", "geometry",
+__all__ = ["DAGR", "GeometryGradients", "GeometryTerms", "LastLayer", "Regularizer", "controls", "functional", "geometry",
            "geometry_summary", "lastlayer", "pareto", "ParetoResult", "balance_geometry", "min_norm_weights",
            "pareto_combine"]

@@ -8,6 +8,7 @@ autograd, no parameters touched.
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -210,17 +211,27 @@ def _alpha_of_floats(dd: float, ii: float, di: float) -> float:
     return alpha if math.isnan(alpha) else min(max(alpha, 0.0), 1.0)
 
 
+def _to_float32(value: float) -> float:
+    """A double rounded to the nearest float32, as ``.float()`` rounds it (±inf past float32's range)."""
+    try:
+        return struct.unpack("f", struct.pack("f", value))[0]
+    except OverflowError:
+        return math.copysign(math.inf, value)
+
+
 def _alphas_and_weights(groups: Sequence[tuple[Sequence[Tensor | None], Sequence[Tensor | None]]], beta: float,
-                        on_host: bool | None = None) -> tuple[Tensor, Sequence[Tensor], Sequence[Tensor]]:
-    """α* of each group (a float64 vector) and its weights ``β α``, ``β (1 - α)`` (0-d float32 tensors).
+                        on_host: bool | None = None
+                        ) -> tuple[Tensor, Sequence[Tensor | float], Sequence[Tensor | float]]:
+    """α* of each group (a float64 vector) and its weights ``β α``, ``β (1 - α)`` in float32.
 
     ``on_host`` (the default for CPU tensors): the per-tensor products are summed and α* computed on
-    Python floats (:func:`~geomreg.cascade.cascade_sum`, :func:`_alpha_of_floats`), bitwise equal to the
-    tensor operations of the other path (:func:`grouped_products`, :func:`alpha_from_products`,
-    :func:`geometry_weights`), in 6 tensor operations after the products instead of about 35. Within a
-    training step each tensor operation costs its dispatch and, right after a backward pass, some
-    microseconds of cold caches: a measurable share of a small model's step (``docs/performance.md``).
-    Otherwise everything stays on the device, without a host sync."""
+    Python floats (:func:`~geomreg.cascade.cascade_sum`, :func:`_alpha_of_floats`), and the weights are
+    Python floats holding float32 values, bitwise equal to the tensor operations of the other path
+    (:func:`grouped_products`, :func:`alpha_from_products`, :func:`geometry_weights`, whose 0-d float32
+    weights multiply a float32 gradient as such a float does), in 3 tensor operations after the products
+    instead of about 35. Within a training step each tensor operation costs its dispatch and, right after
+    a backward pass, some microseconds of cold caches: a measurable share of a small model's step
+    (``docs/performance.md``). Otherwise everything stays on the device, without a host sync."""
     products, sizes = _group_products(groups)
     if not (products.device.type == "cpu" if on_host is None else on_host):
         alpha = alpha_from_products(*_summed_per_group(products, sizes))
@@ -230,9 +241,9 @@ def _alphas_and_weights(groups: Sequence[tuple[Sequence[Tensor | None], Sequence
     for size in sizes:
         alphas.append(_alpha_of_floats(*(cascade_sum(values, 3 * start + k, 3, size) for k in range(3))))
         start += size
-    # a double to float32 rounds to nearest, as .float() does
-    w_inter, w_disp = torch.tensor([(beta * a, beta * (1.0 - a)) for a in alphas], dtype=torch.float32).unbind(1)
-    return torch.tensor(alphas, dtype=torch.float64), w_inter.unbind(), w_disp.unbind()
+    w_inter = [_to_float32(beta * a) for a in alphas]
+    w_disp = [_to_float32(beta * (1.0 - a)) for a in alphas]
+    return torch.tensor(alphas, dtype=torch.float64), w_inter, w_disp
 
 
 def balance_geometry(
@@ -285,7 +296,7 @@ def balance_geometries(
     return outs, alpha
 
 
-def _scaled(tensors: list[Tensor], weight: Tensor, in_place: bool) -> list[Tensor]:
+def _scaled(tensors: list[Tensor], weight: Tensor | float, in_place: bool) -> list[Tensor]:
     """``weight · t`` for every tensor in one fused call, written into the tensors with ``in_place``."""
     if not tensors:
         return []

@@ -15,7 +15,7 @@ from . import functional as GF
 from .lastlayer import LastLayer, LastLayerParameters
 from .pareto import balance_geometries, geometry_weights
 
-__all__ = ["ALPHA_RULES", "DAGR", "GeometryGradients", "Regularizer", "TERMS", "WEIGHTINGS"]
+__all__ = ["ALPHA_RULES", "DAGR", "GeometryGradients", "GeometryTerms", "Regularizer", "TERMS", "WEIGHTINGS"]
 
 WEIGHTINGS: tuple[str, ...] = ("pareto", "fixed")
 # Which geometric terms are on: both (DAGR), or one of them (the paper's ablation rows 2 and 3).
@@ -91,6 +91,23 @@ class GeometryGradients:
             p.grad = g.detach().clone()
         if present:  # .grad += g_geom for every tensor in one call
             torch._foreach_add_([p.grad for p, _ in present], [g for _, g in present])
+
+
+class GeometryTerms(dict):
+    """:meth:`DAGR.forward`'s named scalar terms. Under the Pareto weighting of both terms it also keeps
+    the embeddings it was given and the views of them each term was computed on (``disperse_on``,
+    ``anchor_on``): the gradient of a term with respect to its own views is that term's cotangent alone,
+    so both cotangents come from one backward call (:meth:`DAGR.geometry_gradients`)."""
+
+    def __init__(self, terms: Mapping[str, Tensor], embeddings: Sequence[Tensor] = (),
+                 disperse_on: Sequence[Tensor] = (), anchor_on: Sequence[Tensor] = ()) -> None:
+        super().__init__(terms)
+        self.embeddings, self.disperse_on, self.anchor_on = list(embeddings), list(disperse_on), list(anchor_on)
+
+    def views_of(self, zs: Sequence[Tensor]) -> bool:
+        """Whether the per-term views were taken of exactly these embeddings."""
+        return bool(self.disperse_on) and len(zs) == len(self.embeddings) and all(
+            z is e for z, e in zip(zs, self.embeddings))
 
 
 class DAGR(nn.Module):
@@ -182,16 +199,20 @@ class DAGR(nn.Module):
     def anchors(self) -> bool:
         return self.terms in ("both", "anchor")
 
-    def forward(self, embeddings: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    def forward(self, embeddings: Mapping[str, Tensor]) -> GeometryTerms:
         names, zs = self._unpack(embeddings)
         grad_on = torch.is_grad_enabled()
+        # Only where two cotangents are taken (GeometryTerms): the fixed form's one backward gathers its
+        # contributions at the embeddings themselves, in an order a view would change.
+        split = grad_on and self.weighting == "pareto" and self.terms == "both"
+        on_disp, on_anchor = ([z.view_as(z) for z in zs], [z.view_as(z) for z in zs]) if split else (zs, zs)
         with torch.set_grad_enabled(grad_on and self.disperses):
-            d_terms = [GF.dispersion(z, t=self.t, form=self.dispersion_form) for z in zs]
+            d_terms = [GF.dispersion(z, t=self.t, form=self.dispersion_form) for z in on_disp]
         # Eq. 5 averages over ordered pairs m ≠ n; the distance is symmetric, so unordered pairs give
         # the same mean.
         pairs = list(itertools.combinations(range(len(zs)), 2))
         with torch.set_grad_enabled(grad_on and self.anchors):
-            a_terms = [GF.anchoring(zs[i], zs[j], tau=self.tau, form=self.anchor_form) for i, j in pairs]
+            a_terms = [GF.anchoring(on_anchor[i], on_anchor[j], tau=self.tau, form=self.anchor_form) for i, j in pairs]
         disperse, anchor = torch.stack(d_terms).mean(), torch.stack(a_terms).mean()
 
         loss = sum((z.sum() * 0.0 for z in zs[1:]), zs[0].sum() * 0.0)  # exact, graph-connected zero
@@ -202,7 +223,7 @@ class DAGR(nn.Module):
         out = {"loss": loss, "disperse": disperse, "anchor": anchor}
         out.update({f"disperse/{n}": v for n, v in zip(names, d_terms)})
         out.update({f"anchor/{names[i]}-{names[j]}": v for (i, j), v in zip(pairs, a_terms)})
-        return out
+        return GeometryTerms(out, zs, on_disp, on_anchor) if split else GeometryTerms(out)
 
     def geometry_gradients(
         self,
@@ -231,8 +252,7 @@ class DAGR(nn.Module):
         names = list(embeddings)
         zs = [embeddings[n] for n in names]
         params = {n: [p for p in params[n] if p.requires_grad] for n in names}
-        u_disp = self._cotangents(sum(terms[f"disperse/{n}"] for n in names), zs) if self.disperses else None
-        u_inter = self._cotangents(terms["anchor"], zs) if self.anchors else None
+        u_disp, u_inter = self._term_cotangents(terms, names, zs)
         if self.alpha == "exact":
             return self._exact_gradients(zs, params, u_disp, u_inter)
         if alpha_params is None:
@@ -281,9 +301,23 @@ class DAGR(nn.Module):
             return [self.beta]
         return [w for w, on in ((self.lambda_disperse, self.disperses), (self.lambda_anchor, self.anchors)) if on]
 
+    def _term_cotangents(self, terms: Mapping[str, Tensor], names: list[str], zs: list[Tensor]
+                         ) -> tuple[list[Tensor] | None, list[Tensor] | None]:
+        """The gradients of ``L_intra``'s sum over modalities and of ``L_inter`` w.r.t. the embeddings (None
+        for a term that is off): one backward call on the terms' own views where :meth:`forward` took
+        them, else one call per term. Both give the same bits: each view receives its term's gradient only."""
+        disperse = sum(terms[f"disperse/{n}"] for n in names) if self.disperses else None
+        anchor = terms["anchor"] if self.anchors else None
+        if isinstance(terms, GeometryTerms) and terms.views_of(zs):
+            both = self._cotangents([disperse, anchor], terms.disperse_on + terms.anchor_on)
+            return both[:len(zs)], both[len(zs):]
+        return (self._cotangents([disperse], zs) if disperse is not None else None,
+                self._cotangents([anchor], zs) if anchor is not None else None)
+
     @staticmethod
-    def _cotangents(term: Tensor, zs: list[Tensor]) -> list[Tensor]:
-        return list(torch.autograd.grad(term, zs, retain_graph=True, allow_unused=True, materialize_grads=True))
+    def _cotangents(outputs: list[Tensor], inputs: list[Tensor]) -> list[Tensor]:
+        return list(torch.autograd.grad(outputs, inputs, retain_graph=True, allow_unused=True,
+                                        materialize_grads=True))
 
     @staticmethod
     def _unpack(embeddings: Mapping[str, Tensor]) -> tuple[list[str], list[Tensor]]:

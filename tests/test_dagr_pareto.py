@@ -1,4 +1,6 @@
 """DAGR's Pareto-balanced weighting (Algorithm 1): the per-encoder rule and its place in the training step."""
+import math
+
 import pytest
 import torch
 
@@ -135,12 +137,19 @@ def test_alpha_on_the_host_has_the_bits_of_the_tensor_path():
     groups.append((grads(1.0), grads(1.0)))
     groups[-1][1][4][0] = float("nan")
     groups.append((grads(1e-25), grads(1e-25)))  # products underflow to subnormals and zeros
-    host = _alphas_and_weights(groups, 0.2, on_host=True)
-    device = _alphas_and_weights(groups, 0.2, on_host=False)
-    for got, want in zip(host, device):
-        got, want = torch.stack(list(got)), torch.stack(list(want))
-        assert got.dtype == want.dtype and torch.equal(got.view(torch.int8), want.view(torch.int8))
-    assert {0.5, 0.0} <= set(host[0].tolist()) and host[0].isnan().any()  # equal; no dispersion; NaN
+    for beta in (0.2, 1e39):  # 1e39: β α past float32's range, an infinite weight on both paths
+        (alpha, *host), (want_alpha, *device) = (_alphas_and_weights(groups, beta, on_host=on_host)
+                                                 for on_host in (True, False))
+        assert alpha.dtype == torch.float64 and torch.equal(alpha.view(torch.int64), want_alpha.view(torch.int64))
+        for got, want in zip(host, device):  # the host's weights are Python floats holding float32 values
+            got, want = torch.tensor(got, dtype=torch.float32), torch.stack(list(want))
+            assert want.dtype == torch.float32 and torch.equal(got.view(torch.int32), want.view(torch.int32))
+            gradient = grads(1.0)[3]  # a float weight scales a float32 gradient as the 0-d float32 tensor does
+            for w_float, w_tensor in zip(got.tolist(), want):
+                assert torch.equal(torch._foreach_mul([gradient], w_float)[0].view(torch.int32),
+                                   torch._foreach_mul([gradient], w_tensor)[0].view(torch.int32))
+    assert {0.5, 0.0} <= set(alpha.tolist()) and alpha.isnan().any()  # equal; no dispersion; NaN
+    assert math.inf in host[0]
 
 
 # --- the training step: g_task + g_geom -------------------------------------------------------------

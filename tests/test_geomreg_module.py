@@ -96,6 +96,34 @@ def test_geometry_gradients_with_three_linear_encoders() -> None:
     torch.testing.assert_close(encoders["a"].weight.grad, geom.grads["a"][0])
 
 
+def test_both_cotangents_from_one_backward_call_have_the_bits_of_one_call_per_term(monkeypatch) -> None:
+    """The Pareto form's terms are computed on views of the embeddings, one set per term, so one backward
+    call gives each term's cotangent; a plain dict of the terms (no views) takes one call per term."""
+    g = torch.Generator().manual_seed(5)
+    encoders = {n: torch.nn.Linear(5, 3) for n in ("a", "b", "c")}  # float32: summation order shows in the bits
+    emb = {n: encoders[n](torch.randn(16, 5, generator=g)) for n in encoders}
+    params = {n: list(e.parameters()) for n, e in encoders.items()}
+    reg = DAGR(t=1.0, tau=0.1, beta=0.3)
+    terms = reg(emb)
+    assert isinstance(terms, geomreg.GeometryTerms) and terms.views_of(list(emb.values()))
+    assert not terms.views_of([z.clone() for z in emb.values()])  # other embeddings: one call per term
+    calls = []
+    counting = torch.autograd.grad
+    monkeypatch.setattr(torch.autograd, "grad", lambda *a, **k: calls.append(1) or counting(*a, **k))
+    one_call = reg.geometry_gradients(terms, emb, params)
+    assert len(calls) == 3  # both cotangents, then one pull-back per term
+    per_term = reg.geometry_gradients(dict(terms), emb, params)
+    assert len(calls) == 3 + 4
+    for n in encoders:
+        assert one_call.alphas[n].view(torch.int64) == per_term.alphas[n].view(torch.int64)
+        assert all(torch.equal(x.view(torch.int32), y.view(torch.int32))
+                   for x, y in zip(one_call.grads[n], per_term.grads[n]))
+    for other in (DAGR(weighting="fixed"), DAGR(terms="anchor")):  # one backward of the loss; one term
+        assert not other(emb).disperse_on
+    with torch.no_grad():
+        assert not reg(emb).disperse_on
+
+
 def test_gradcheck_loss() -> None:
     emb = embeddings(b=4, d=3, names=("a", "b"), seed=2)
     reg = DAGR(t=2.0, tau=0.2, lambda_disperse=0.4, lambda_anchor=0.6, weighting="fixed")

@@ -212,7 +212,9 @@ class Trainer:
         reg = self.regularizer(embeddings) if self.regularizer is not None else None
         geometry = self._geometry_gradients(reg, embeddings)  # before the method's backward frees the graph
         fixed_loss = reg["loss"] if reg is not None and geometry is None else None
-        objective = sum(losses.values()) + (fixed_loss if fixed_loss is not None else 0.0)
+        objective = sum(losses.values())
+        if fixed_loss is not None:  # an addition of 0.0 would be one more tensor operation per step
+            objective = objective + fixed_loss
         self.method.backward(losses, fixed_loss if geometry is None else geometry.joined_loss)
         logs = dict(self.method.process_gradients(out, batch))
         self.ranks.average_gradients(self.model.parameters(), len(batch))  # after the method's modulation
