@@ -97,6 +97,9 @@ def test_verify_retrains_its_sample_and_finds_it_identical_then_stale(tmp_path):
     grid = load_grid(config, args[1::2])
     verdict = verify(grid, "debug", tmp_path / "results", tmp_path / "fresh", "joint", jobs=1)
     assert verdict.outcome == "identical", verdict.lines
-    shutil.rmtree(tmp_path / "fresh")
     changed = load_grid(config, [*args[1::2], "run.optim.lr=0.01"])
     assert verify(changed, "debug", tmp_path / "results", tmp_path / "fresh", "joint", jobs=1).outcome == "STALE"
+    # each verification trains into a folder of its own: runs finished before are never resumed
+    first, second = sorted((tmp_path / "fresh").iterdir())
+    assert verdict.lines[0] == f"re-trained in {first}"
+    assert all(len(list(folder.rglob("done"))) == 4 for folder in (first, second)), (first, second)

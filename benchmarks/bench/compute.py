@@ -7,6 +7,7 @@ concat fusion; a step is ``trainer.train_step(batch)``, an epoch is ``method.on_
 """
 from __future__ import annotations
 
+import functools
 import tempfile
 import time
 from dataclasses import dataclass
@@ -89,11 +90,20 @@ def run_config(method: str, shapes: Shapes, batch_size: int, n_train: int, dagr:
 
 
 def build_trainer(cfg, root: Path | None = None):
+    """A trainer of ``cfg`` whose run directory is under ``root``, else in a folder of its own under
+    :func:`_scratch_folder`."""
     from benchmarks.core.records import RunDir
     from benchmarks.train.trainer import Trainer
 
-    root = Path(root or tempfile.mkdtemp(prefix="bench-"))
+    root = Path(root or tempfile.mkdtemp(prefix="trainer-", dir=_scratch_folder().name))
     return Trainer(cfg, RunDir(root / cfg.label))
+
+
+@functools.cache
+def _scratch_folder() -> tempfile.TemporaryDirectory:
+    """One temporary folder for this process's bench trainers: the cache keeps it alive, and its
+    finalizer removes it when the process exits."""
+    return tempfile.TemporaryDirectory(prefix="bench-")
 
 
 def floor_backward(model):

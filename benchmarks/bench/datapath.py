@@ -14,7 +14,6 @@ the samples per second are those of one worker.
 """
 from __future__ import annotations
 
-import tempfile
 import time
 from pathlib import Path
 
@@ -129,7 +128,7 @@ def wait_share(params: dict, workers: int, batch_size: int = 16, device: str = "
                  "num_workers": workers, "params": params},
         "model": {"encoder": encoder}, "optim": {"epochs": 10, "scheduler": "none"},
         "method": {"name": "joint"}})
-    trainer = build_trainer(cfg, Path(tempfile.mkdtemp(prefix="bench-wait-")))
+    trainer = build_trainer(cfg)
     split = trainer.data.train
     batches = split.batches
     waited, count = [0.0], [0]

@@ -15,12 +15,15 @@ the default grid, about a minute on 2 cores). Then:
   ``mean ± t(1 − a/2, n − 1) · s · √(1 + 1/n)``, at a = 0.05 split over all values checked (Bonferroni),
   with ``s`` floored at one test sample; otherwise **INCONSISTENT** (exit 1).
 
+Each verification trains into a new folder under its runs root (:func:`fresh_folder`), never resuming.
 A run whose identity (the hash of its resolved config) is not in the committed file means the
 committed tables are stale: an error too.
 """
 from __future__ import annotations
 
+import itertools
 import math
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -164,12 +167,29 @@ def verify(grid: GridConfig, grid_name: str, results: Path, runs_root: Path, met
     if not committed_path.exists():
         raise FileNotFoundError(f"verify: no committed per-seed results at {committed_path}")
     sample = sample_grid(grid, method)
-    report = run_grid(sample, runs_root, progress=False, jobs=jobs)
-    records, failed, missing = grid_records(sample, runs_root)
+    runs_dir = fresh_folder(Path(runs_root))
+    report = run_grid(sample, runs_dir, progress=False, jobs=jobs)
+    records, failed, missing = grid_records(sample, runs_dir)
     if failed or missing or report.failed:
-        return Verdict("UNFINISHED", [f"verify: runs did not finish: {failed or missing or report.failed}"])
+        return Verdict("UNFINISHED", [f"verify: runs did not finish in {runs_dir}: "
+                                      f"{failed or missing or report.failed}"])
     fresh = per_seed_frame(records, grid_name)
     fresh["label"] = [run_title(r["final"]["label"], r["config"]) for r in records]  # names the references
     spread_grid, spread_name = spread or (grid, grid_name)
     cells = spread_frame(spread_grid, spread_name, Path(results), expand_grid(sample))
-    return compare(pd.read_csv(committed_path), fresh, cells)
+    verdict = compare(pd.read_csv(committed_path), fresh, cells)
+    return replace(verdict, lines=[f"re-trained in {runs_dir}", *verdict.lines])
+
+
+def fresh_folder(root: Path) -> Path:
+    """A new, empty folder under ``root`` for one verification's runs. A grid resumes the finished runs it
+    finds, so re-training into a folder used before would compare the runs of earlier code."""
+    root.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("verify-%Y%m%d-%H%M%S", time.gmtime())
+    for attempt in itertools.count():
+        folder = root / (stamp if attempt == 0 else f"{stamp}-{attempt}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
