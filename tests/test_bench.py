@@ -483,6 +483,9 @@ def test_a_pair_near_its_limit_gets_more_repetitions_appended_to_its_own():
     more = bench.more_step_reps(pairs, times, (("ogm_ge", 4),), time_pair)
     assert seen == [(("ogm_ge", "joint (beside ogm_ge)"), 4)]  # the pair alone, with the key of its own joint steps
     assert more == {"ogm_ge": 4}
+    with pytest.raises(ValueError, match=r"more repetitions of 'agm' asked for, but the steps section has no "
+                                         r"pair of it \(pairs: .*ogm_ge"):
+        bench.more_step_reps(pairs, times, (("agm", 4),), time_pair)
     assert times["ogm_ge"] == [1.2, 0.9, 1.1, 1.04, 1.04, 1.04, 1.04]
     assert len(times["joint (beside ogm_ge)"]) == 7 and times["joint"] == [1.0] * 3  # the others untouched
 

@@ -180,7 +180,10 @@ def more_step_reps(pairs: list[tuple[str, str]], times: dict[str, list[float]],
     repetition by repetition, so its ratio takes them all. Returns how many each pair got."""
     more = {}
     for method, reps in more_reps:
-        pair = next(p for p in pairs if p[0] == method)
+        pair = next((p for p in pairs if p[0] == method), None)
+        if pair is None:
+            raise ValueError(f"bench: more repetitions of {method!r} asked for, but the steps section has no pair "
+                             f"of it (pairs: {', '.join(p[0] for p in pairs)})")
         log(f"steps: {reps} more repetitions of {pair[0]} beside {pair[1]}")
         extra = time_pair(pair, reps)
         for key in pair:
