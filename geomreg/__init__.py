@@ -13,6 +13,6 @@ from .lastlayer import LastLayer
 from .pareto import ParetoResult, balance_geometry, min_norm_weights, pareto_combine
 from .regularizer import DAGR, GeometryGradients, GeometryTerms, Regularizer
 
-__all__ = ["DAGR", "GeometryGradients", "GeometryTerms", "LastLayer", "Regularizer", "controls", "functional", "geometry",
-           "geometry_summary", "lastlayer", "pareto", "ParetoResult", "balance_geometry", "min_norm_weights",
-           "pareto_combine"]
+__all__ = ["DAGR", "GeometryGradients", "GeometryTerms", "LastLayer", "Regularizer", "controls", "functional",
+           "geometry", "geometry_summary", "lastlayer", "pareto", "ParetoResult", "balance_geometry",
+           "min_norm_weights", "pareto_combine"]
