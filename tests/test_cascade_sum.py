@@ -37,4 +37,5 @@ def test_cascade_sum_follows_the_running_sums_not_the_left_to_right_order():
 
 def test_cascade_sum_of_nothing_and_of_negative_zero_is_positive_zero():
     assert cascade_sum([], 0, 1, 0).hex() == (0.0).hex()
-    assert cascade_sum([-0.0, -0.0], 0, 1, 2).hex() == torch.tensor([-0.0, -0.0], dtype=torch.float64).sum().item().hex()
+    negative_zeros = torch.tensor([-0.0, -0.0], dtype=torch.float64)
+    assert cascade_sum(negative_zeros.tolist(), 0, 1, 2).hex() == negative_zeros.sum().item().hex()
