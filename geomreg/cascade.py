@@ -4,8 +4,8 @@
 running sums over interleaved elements and folds them through up to four levels of partial sums, so that
 only numbers of a similar size are added. :func:`cascade_sum` follows it operation for operation: on
 Python floats (IEEE doubles) it gives the bits ``torch.sum`` gives, which lets :mod:`geomreg.pareto` finish
-α* on the host instead of in some thirty small tensor operations. ``tests/test_cascade_sum.py``
-compares the two for every size up to 700 and for sizes that fold through every level. It holds below 32768 elements
+α* on the host instead of in some thirty small tensor operations. ``tests/test_cascade_sum.py`` compares
+the two for every size up to 700 and for sizes that fold through every level. It holds below 32768 elements
 (ATen's grain size): a longer sum is split over torch's threads; α* sums one term per parameter tensor.
 """
 from __future__ import annotations
