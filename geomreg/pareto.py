@@ -8,7 +8,6 @@ autograd, no parameters touched.
 from __future__ import annotations
 
 import math
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -42,7 +41,7 @@ def _dot_terms(g1: Sequence[Tensor], g2: Sequence[Tensor]) -> tuple[Tensor, Tens
 
 
 def _products(g1: Sequence[Tensor], g2: Sequence[Tensor]) -> Tensor:
-    """``<a,a>``, ``<b,b>``, ``<a,b>`` of each pair of tensors, in one vector. Each product is one ``vdot``
+    """``<a,a>``, ``<b,b>``, ``<a,b>`` of each pair of tensors, in one vector. Each product is one ``dot``
     in the gradients' dtype (no float64 copy of a gradient); the sums over tensors are taken in float64.
     Equal inputs give bitwise equal terms, so ``g1 == g2`` is seen exactly (zero denominator)."""
     products = []
@@ -51,7 +50,7 @@ def _products(g1: Sequence[Tensor], g2: Sequence[Tensor]) -> Tensor:
             raise ValueError(f"g1 and g2 must have the same number of elements, got {a.numel()} and {b.numel()}")
         if a.dim() != 1:  # a 1-d tensor is its own flat view: one dispatch less per tensor of a small model
             a, b = a.reshape(-1), b.reshape(-1)
-        products += (torch.vdot(a, a), torch.vdot(b, b), torch.vdot(a, b))
+        products += (a.dot(a), b.dot(b), a.dot(b))
     return torch.stack(products) if products else torch.zeros(0, dtype=torch.float64)
 
 
@@ -106,7 +105,7 @@ def pareto_combine(
     ``None`` (a parameter that got no gradient from one loss) is treated as zeros of the other's shape, both
     in the cosine/weights and per tensor; if both are ``None`` the output entry is ``None``.
 
-    Vectorised and free of host syncs: three ``vdot`` per tensor (summed in float64), the weights by
+    Vectorised and free of host syncs: three ``dot`` per tensor (summed in float64), the weights by
     ``torch.where``, one pass that writes ``w1 a + w2 b``, its norms by ``torch._foreach_norm`` and one
     ``torch._foreach_mul_`` by the per-tensor scale. ``||a + b||²`` is taken as ``<a,a> + <b,b> + 2<a,b>``.
     """
@@ -211,27 +210,18 @@ def _alpha_of_floats(dd: float, ii: float, di: float) -> float:
     return alpha if math.isnan(alpha) else min(max(alpha, 0.0), 1.0)
 
 
-def _to_float32(value: float) -> float:
-    """A double rounded to the nearest float32, as ``.float()`` rounds it (±inf past float32's range)."""
-    try:
-        return struct.unpack("f", struct.pack("f", value))[0]
-    except OverflowError:
-        return math.copysign(math.inf, value)
-
-
 def _alphas_and_weights(groups: Sequence[tuple[Sequence[Tensor | None], Sequence[Tensor | None]]], beta: float,
                         on_host: bool | None = None
-                        ) -> tuple[Tensor, Sequence[Tensor | float], Sequence[Tensor | float]]:
-    """α* of each group (a float64 vector) and its weights ``β α``, ``β (1 - α)`` in float32.
+                        ) -> tuple[Tensor, Sequence[Tensor], Sequence[Tensor]]:
+    """α* of each group (a float64 vector) and its weights ``β α``, ``β (1 - α)`` (0-d float32 tensors).
 
-    ``on_host`` (the default for CPU tensors): the per-tensor products are summed and α* computed on
-    Python floats (:func:`~geomreg.cascade.cascade_sum`, :func:`_alpha_of_floats`), and the weights are
-    Python floats holding float32 values, bitwise equal to the tensor operations of the other path
-    (:func:`grouped_products`, :func:`alpha_from_products`, :func:`geometry_weights`, whose 0-d float32
-    weights multiply a float32 gradient as such a float does), in 3 tensor operations after the products
-    instead of about 35. Within a training step each tensor operation costs its dispatch and, right after
-    a backward pass, some microseconds of cold caches: a measurable share of a small model's step
-    (``docs/performance.md``). Otherwise everything stays on the device, without a host sync."""
+    ``on_host`` (the default for CPU tensors): the per-tensor products are summed and α* and the weights
+    computed on Python floats (:func:`~geomreg.cascade.cascade_sum`, :func:`_alpha_of_floats`), bitwise
+    equal to the tensor operations of the other path (:func:`grouped_products`, :func:`alpha_from_products`,
+    :func:`geometry_weights`), in 4 tensor operations after the products instead of about 35. Within a
+    training step each tensor operation costs its dispatch and, right after a backward pass, some
+    microseconds of cold caches: a measurable share of a small model's step (``docs/performance.md``).
+    Otherwise everything stays on the device, without a host sync."""
     products, sizes = _group_products(groups)
     if not (products.device.type == "cpu" if on_host is None else on_host):
         alpha = alpha_from_products(*_summed_per_group(products, sizes))
@@ -241,9 +231,11 @@ def _alphas_and_weights(groups: Sequence[tuple[Sequence[Tensor | None], Sequence
     for size in sizes:
         alphas.append(_alpha_of_floats(*(cascade_sum(values, 3 * start + k, 3, size) for k in range(3))))
         start += size
-    w_inter = [_to_float32(beta * a) for a in alphas]
-    w_disp = [_to_float32(beta * (1.0 - a)) for a in alphas]
-    return torch.tensor(alphas, dtype=torch.float64), w_inter, w_disp
+    # rounded to float32 as ``.float()`` rounds them; 0-d tensors, since a fused multiply by a Python
+    # number wraps it in a new tensor for every gradient it scales
+    weights = torch.tensor([beta * a for a in alphas] + [beta * (1.0 - a) for a in alphas],
+                           dtype=torch.float32).unbind()
+    return torch.tensor(alphas, dtype=torch.float64), weights[:len(alphas)], weights[len(alphas):]
 
 
 def balance_geometry(
@@ -296,7 +288,7 @@ def balance_geometries(
     return outs, alpha
 
 
-def _scaled(tensors: list[Tensor], weight: Tensor | float, in_place: bool) -> list[Tensor]:
+def _scaled(tensors: list[Tensor], weight: Tensor, in_place: bool) -> list[Tensor]:
     """``weight · t`` for every tensor in one fused call, written into the tensors with ``in_place``."""
     if not tensors:
         return []

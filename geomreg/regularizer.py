@@ -306,7 +306,10 @@ class DAGR(nn.Module):
         """The gradients of ``L_intra``'s sum over modalities and of ``L_inter`` w.r.t. the embeddings (None
         for a term that is off): one backward call on the terms' own views where :meth:`forward` took
         them, else one call per term. Both give the same bits: each view receives its term's gradient only."""
-        disperse = sum(terms[f"disperse/{n}"] for n in names) if self.disperses else None
+        disperse = None
+        if self.disperses:  # summed from the first term: a sum from 0 is one more tensor operation per step
+            first, *rest = (terms[f"disperse/{n}"] for n in names)
+            disperse = sum(rest, first)
         anchor = terms["anchor"] if self.anchors else None
         if isinstance(terms, GeometryTerms) and terms.views_of(zs):
             both = self._cotangents([disperse, anchor], terms.disperse_on + terms.anchor_on)
