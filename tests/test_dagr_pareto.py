@@ -143,7 +143,8 @@ def test_alpha_on_the_host_has_the_bits_of_the_tensor_path():
         assert alpha.dtype == torch.float64 and torch.equal(alpha.view(torch.int64), want_alpha.view(torch.int64))
         for got, want in zip(host, device):  # one 0-d float32 weight per group on both paths
             got, want = torch.stack(list(got)), torch.stack(list(want))
-            assert got.dtype == want.dtype == torch.float32 and torch.equal(got.view(torch.int32), want.view(torch.int32))
+            assert got.dtype == want.dtype == torch.float32
+            assert torch.equal(got.view(torch.int32), want.view(torch.int32))
     assert {0.5, 0.0} <= set(alpha.tolist()) and alpha.isnan().any()  # equal; no dispersion; NaN
     assert math.inf in torch.stack(list(host[0])).tolist()
 
