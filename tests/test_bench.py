@@ -285,6 +285,21 @@ def test_render_markdown():
     assert "| audio | 0.90 (0.90–0.90) | 0.0200 (0.0100–0.0300) | 0.850 | 0.860 |" in text
 
 
+def test_machine_line_names_the_instruction_sets_and_the_commit():
+    from benchmarks.bench.report import machine, machine_text
+    from benchmarks.core.numerics import cpu_flags
+
+    recorded = machine()
+    assert recorded["isa"] == cpu_flags() and "commit" in recorded and "dirty" in recorded
+    mc = {"cpu": "AMD EPYC", "isa": ["avx2", "fma", "avx512f"], "cores": 2, "torch": "2.x", "threads": 2,
+          "python": "3.11", "gpu": None, "commit": "0123456789abcdef", "dirty": True}
+    assert machine_text(mc) == ("AMD EPYC (avx2 fma avx512f), 2 cores, torch 2.x with 2 threads, Python 3.11; "
+                                "GPU: none; code at commit 0123456789 with uncommitted changes")
+    assert machine_text({**mc, "dirty": False}).endswith("code at commit 0123456789")
+    older = {k: v for k, v in mc.items() if k not in ("isa", "commit", "dirty")}  # measurements from before
+    assert machine_text(older) == "AMD EPYC, 2 cores, torch 2.x with 2 threads, Python 3.11; GPU: none"
+
+
 def test_numerics_section_reports_portable_over_native():
     from benchmarks.bench.report import render_numerics
 
