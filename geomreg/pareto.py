@@ -148,7 +148,8 @@ def geometry_alpha(g_disp: Sequence[Tensor | None], g_inter: Sequence[Tensor | N
     return alpha_from_products(*gradient_products(g_disp, g_inter))
 
 
-def gradient_products(g_disp: Sequence[Tensor | None], g_inter: Sequence[Tensor | None]) -> tuple[Tensor, Tensor, Tensor]:
+def gradient_products(g_disp: Sequence[Tensor | None], g_inter: Sequence[Tensor | None]
+                      ) -> tuple[Tensor, Tensor, Tensor]:
     """``<g_disp, g_disp>``, ``<g_inter, g_inter>``, ``<g_disp, g_inter>`` over all tensors (``None`` counts
     as zeros): 0-d float64 tensors, each the float64 sum of per-tensor float32 products."""
     dd, ii, di = grouped_products([(g_disp, g_inter)])
