@@ -7,7 +7,8 @@ import torch
 
 from benchmarks.bench.compute import CREMAD, NUM_CLASSES, Shapes, n_train_for
 from benchmarks.bench.report import md_table, render, targets
-from benchmarks.bench.timing import Target, interleave, median_interval, paired, ratio, rotated, spread
+from benchmarks.bench.timing import (Target, interleave, median_interval, paired, ratio, reps_for_verdict, rotated,
+                                     spread)
 
 
 class FakeClock:
@@ -148,6 +149,37 @@ def test_a_target_with_an_interval_is_met_or_missed_only_when_all_of_it_is():
     assert Target.of("x", measured, 1.5).interval == measured.interval and Target.of("x", measured, 1.5).status == "met"
 
 
+def test_reps_for_verdict_is_the_sign_tests_count_from_the_share_below_the_limit():
+    # 8 of 11 below: p = 8/11, |p - 1/2| = 5/22; (z_0.95 + z_0.8) = 1.64485 + 0.84162 = 2.48647;
+    # n = (2.48647 / (10/22))^2 = 29.92 -> 30
+    assert reps_for_verdict([0.9] * 8 + [1.1] * 3, 1.0) == 30
+    assert reps_for_verdict([1.1] * 8 + [0.9] * 3, 1.0) == 30  # the side does not matter
+    # a tie counts half: p = 2.5/4, n = (2.48647 / 0.25)^2 = 98.92 -> 99
+    assert reps_for_verdict([1.0, 0.9, 1.1, 0.9], 1.0) == 99
+    assert reps_for_verdict([0.9, 1.1], 1.0) == float("inf")
+    # the closer the share to one half, the more repetitions it takes
+    assert reps_for_verdict([0.9] * 6 + [1.1] * 5, 1.0) > reps_for_verdict([0.9] * 7 + [1.1] * 4, 1.0)
+
+
+def test_only_an_undecided_target_plans_its_repetitions():
+    undecided = Target.of("x", spread([0.9] * 8 + [1.1] * 3), 1.0)
+    assert undecided.status == "undecided" and undecided.reps_for_verdict == 30
+    assert Target.of("x", spread([0.9] * 11), 1.0).reps_for_verdict is None
+    assert Target("x", 0.95, 1.0, interval=(0.9, 1.1, 0.9)).reps_for_verdict is None  # no repetitions kept
+    # an estimate scaled by a factor scales its repetitions with it
+    scaled = spread([0.9] * 8 + [1.1] * 3).scaled(2.0)
+    assert scaled.values == tuple([1.8] * 8 + [2.2] * 3) and Target.of("x", scaled, 2.0).reps_for_verdict == 30
+
+
+def test_the_repetitions_cell_plans_only_what_is_undecided():
+    from benchmarks.bench.report import _reps_cell
+
+    assert _reps_cell(Target.of("x", spread([0.9] * 8 + [1.1] * 3), 1.0)) == "11; ≈30"
+    assert _reps_cell(Target.of("x", spread([0.9] * 5 + [1.0] + [1.1] * 5), 1.0)) == "11; half on each side of the limit"
+    assert _reps_cell(Target.of("x", spread([0.9] * 11), 1.0)) == "11"
+    assert _reps_cell(Target("x", 800.0, 900.0)) == "–"  # a single reading
+
+
 def test_target_status():
     assert Target("x", 1.02, 1.03).status == "met"
     assert Target("x", 1.04, 1.03).status == "not met"
@@ -276,7 +308,7 @@ def test_render_markdown():
     assert "1500 (+1000)" in text and "failed: boom" in text
     assert "not measured (fixtures missing)" in text
     assert "not measured (no CUDA device)" in text
-    assert "| DAGR (fixed weights) step ÷ joint step | 1.010 | 1.000–1.020 (75%) | ≤ 1.03 | met |" in text
+    assert "| DAGR (fixed weights) step ÷ joint step | 1.010 | 1.000–1.020 (75%) | ≤ 1.03 | met | 3 |" in text
     assert "| default grid, measured wall time (s) of the last complete `make reproduce` | – | – | ≤ 900 | not measured |" in text
     assert "| **exact ÷ its floor** |  | 1.10 (1.05–1.15)× | 1.10 (1.05–1.15)× |  | 1.00 (1.00–1.00)× |" in text
     assert "| B_enc: the encoders' part of joint's backward | 0.600 s (0.600–0.600) |" in text

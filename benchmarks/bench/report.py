@@ -1,12 +1,13 @@
 """The machine description, the targets and the markdown of ``make bench``."""
 from __future__ import annotations
 
+import math
 import os
 import platform
 from pathlib import Path
 from typing import Any
 
-from .timing import Spread, Target, ratio, spread
+from .timing import VERDICT_POWER, Spread, Target, ratio, spread
 
 TITLES = {"joint": "Joint training", "joint+dagr": "Joint + DAGR (Pareto weighting, exact α*: the paper's rule)",
           "joint+dagr-fixed": "Joint + DAGR (fixed weights)",
@@ -114,6 +115,16 @@ def _interval_cell(target: Target) -> str:
     return f"{lo:.3f}–{hi:.3f} ({100 * coverage:.0f}%)"
 
 
+def _reps_cell(target: Target) -> str:
+    """The target's repetitions, and for an undecided one about how many a verdict would take."""
+    if not target.values:
+        return "–"
+    needed = target.reps_for_verdict
+    if needed is None:
+        return str(len(target.values))
+    return f"{len(target.values)}; {'half on each side of the limit' if math.isinf(needed) else f'≈{needed:,}'}"
+
+
 def epoch_estimate(res: dict[str, Any], method: str) -> Spread | None:
     """Full-shape epoch ratio: the measured full-shape step ratio (median, range and interval) × the hooks'
     factor measured at reduced shapes."""
@@ -197,11 +208,15 @@ def render(res: dict[str, Any]) -> str:
         "A target on repeated measurements is met when the whole interval for its median is, missed when none "
         "of it is, and otherwise undecided: the repetitions cannot tell on which side of the limit it lies. The "
         "interval is distribution-free (order statistics of the repetitions around the median, with the coverage "
-        "in brackets; fewer than 5 repetitions cannot reach 90%, and then the interval is their range).",
+        "in brackets; fewer than 5 repetitions cannot reach 90%, and then the interval is their range). For an "
+        "undecided target, the repetitions column also says about how many a run would need for an "
+        f"{100 * VERDICT_POWER:.0f}% chance of a verdict if its repetitions spread as this run's: the sign test's "
+        "n = ((z₀.₉₅ + z₀.₈) / (2|p − ½|))², p the share of this run's repetitions below the limit. It plans the "
+        "next run; it is as uncertain as p, and no verdict.",
         "",
-        md_table(["target", "measured (median)", "interval for the median", "rule", "status"],
-                 [[t.what, "–" if t.value is None else f"{t.value:.3f}", _interval_cell(t), t.rule, t.status]
-                  for t in targets(res)]),
+        md_table(["target", "measured (median)", "interval for the median", "rule", "status", "repetitions"],
+                 [[t.what, "–" if t.value is None else f"{t.value:.3f}", _interval_cell(t), t.rule, t.status,
+                   _reps_cell(t)] for t in targets(res)]),
         "",
     ]
     lines += render_dagr(res.get("dagr"), st, res.get("memory", {}))

@@ -20,8 +20,8 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 
 def rotated(names: list[str], rep: int) -> list[str]:
@@ -103,13 +103,15 @@ def interleave(variants: Mapping[str, Callable[[], object]], reps: int, warmup: 
 @dataclass(frozen=True)
 class Spread:
     """Median of per-repetition values and their range (min–max) over ``n`` repetitions; ``interval``:
-    a distribution-free interval for the median, ``(lo, hi, coverage)`` (:func:`median_interval`)."""
+    a distribution-free interval for the median, ``(lo, hi, coverage)`` (:func:`median_interval`);
+    ``values``: the repetitions themselves, for :func:`reps_for_verdict`."""
 
     median: float
     lo: float
     hi: float
     n: int
     interval: tuple[float, float, float] | None = None
+    values: tuple[float, ...] = field(default=(), repr=False)
 
     def scaled(self, factor: float) -> "Spread":
         """Every value times a positive ``factor`` (the coverage stays)."""
@@ -117,7 +119,8 @@ class Spread:
             raise ValueError(f"factor must be positive, got {factor}")
         interval = None if self.interval is None else (self.interval[0] * factor, self.interval[1] * factor,
                                                        self.interval[2])
-        return Spread(self.median * factor, self.lo * factor, self.hi * factor, self.n, interval)
+        return Spread(self.median * factor, self.lo * factor, self.hi * factor, self.n, interval,
+                      tuple(v * factor for v in self.values))
 
     def fmt(self, digits: int = 2, unit: str = "") -> str:
         return f"{self.median:.{digits}f}{unit} ({self.lo:.{digits}f}–{self.hi:.{digits}f})"
@@ -126,7 +129,8 @@ class Spread:
 def spread(values: list[float]) -> Spread:
     if not values:
         raise ValueError("no values")
-    return Spread(statistics.median(values), min(values), max(values), len(values), median_interval(values))
+    return Spread(statistics.median(values), min(values), max(values), len(values), median_interval(values),
+                  tuple(values))
 
 
 INTERVAL_LEVEL = 0.9
@@ -149,6 +153,27 @@ def median_interval(values: list[float], level: float = INTERVAL_LEVEL) -> tuple
     return best
 
 
+VERDICT_POWER = 0.8
+
+
+def reps_for_verdict(values: Sequence[float], limit: float, level: float = INTERVAL_LEVEL,
+                     power: float = VERDICT_POWER) -> float:
+    """About how many repetitions give a ``power`` chance that the ``level`` interval for the median
+    leaves ``limit`` out, if they spread as ``values`` do: with a share ``p`` of them below the limit
+    (ties count half), the sign test's n = ((z_level + z_power) / (2|p − ½|))², z the normal quantiles
+    of the two-sided ``level`` and of ``power``. A planning figure for the next run, as uncertain as
+    ``p``, not a verdict; ``inf`` where half the values lie on each side."""
+    if not values:
+        raise ValueError("no values")
+    below = sum(v < limit for v in values) + 0.5 * sum(v == limit for v in values)
+    margin = abs(below / len(values) - 0.5)
+    if margin == 0:
+        return math.inf
+    normal = statistics.NormalDist()
+    z = normal.inv_cdf(0.5 + level / 2) + normal.inv_cdf(power)
+    return math.ceil((z / (2 * margin)) ** 2)
+
+
 def ratio(times: Mapping[str, list[float]], num: str, den: str) -> Spread:
     """Per-repetition ratio ``times[num][r] / times[den][r]``, summarized."""
     a, b = times[num], times[den]
@@ -163,20 +188,22 @@ class Target:
 
     With an ``interval`` for the value (``(lo, hi, coverage)``), the target is met only when the whole
     interval is, missed only when none of it is, and otherwise undecided: the repetitions cannot tell
-    on which side of the limit the value lies."""
+    on which side of the limit the value lies; ``values``, the repetitions, then say about how many
+    a verdict would take (:attr:`reps_for_verdict`)."""
 
     what: str
     value: float | None
     limit: float
     at_least: bool = False
     interval: tuple[float, float, float] | None = None
+    values: tuple[float, ...] = field(default=(), repr=False)
 
     @classmethod
     def of(cls, what: str, measured: Spread | None, limit: float, at_least: bool = False) -> "Target":
         """The target on a measured median with its interval (None: not measured)."""
         if measured is None:
             return cls(what, None, limit, at_least)
-        return cls(what, measured.median, limit, at_least, measured.interval)
+        return cls(what, measured.median, limit, at_least, measured.interval, measured.values)
 
     def _ok(self, x: float) -> bool:
         return x >= self.limit if self.at_least else x <= self.limit
@@ -193,6 +220,14 @@ class Target:
         if not self._ok(lo) and not self._ok(hi):
             return "not met"
         return "undecided"
+
+    @property
+    def reps_for_verdict(self) -> float | None:
+        """For an undecided target with its repetitions, about how many a verdict would take
+        (:func:`reps_for_verdict`); None otherwise."""
+        if self.status != "undecided" or not self.values:
+            return None
+        return reps_for_verdict(self.values, self.limit)
 
     @property
     def rule(self) -> str:
