@@ -57,7 +57,8 @@ class Method:
     supports_dagr: ClassVar[bool] = True
     # True for methods written for an audio/visual pair (OGM-GE's ratio, PMR's switch).
     needs_two_modalities: ClassVar[bool] = False
-    # How DAGR's fixed-form loss joins this method's objective (`python -m benchmarks list` and docs/methods.md show it).
+    # How DAGR's fixed-form loss joins this method's objective (`python -m benchmarks list` and docs/methods.md
+    # show it).
     # The Pareto form never enters the objective: its gradient is added after process_gradients.
     dagr_rule: ClassVar[str] = "added to the total loss before backward"
 

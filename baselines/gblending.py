@@ -1,4 +1,5 @@
-"""Gradient-Blending (Wang, Tran, Feiszli — CVPR 2020), re-implemented from the paper (no official code computes the weights).
+"""Gradient-Blending (Wang, Tran, Feiszli — CVPR 2020), re-implemented from the paper (no official code
+computes the weights).
 
 Objective: ``Σ_k w_k CE_k`` over k ∈ {fused, <modality>...}, where the unimodal CEs use **separate** linear heads.
 The weights come from the paper's estimate ``w_k ∝ ΔG_k / ΔO_k²`` (no official code computes them):

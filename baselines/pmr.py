@@ -31,12 +31,13 @@ class PMRParams:
     # Prototypes from the first max(1, floor(fraction · n_batches)) shuffled train batches: official
     # `sample_count >= len(loader) // 10` after each batch (n_batches counts the last partial batch).
     prototype_fraction: float = 0.1
-    # Modulated epochs start..floor(end_fraction · epochs), inclusive: bash.sh --modulation_starts 0 --modulation_ends 70
-    # of 100 epochs.
+    # Modulated epochs start..floor(end_fraction · epochs), inclusive: bash.sh --modulation_starts 0
+    # --modulation_ends 70 of 100 epochs.
     modulation_start: int = 0
     modulation_end_fraction: float = 0.7
     # "switch": official code, α·PCE on the weaker modality (ρ<1 → first, ρ>1 → second, equal → none).
-    # "continuous": paper Eq. 11 (third-party reading), α·clip(1/ρ_m - 1, 0, 1) for each modality m (0 for the dominant).
+    # "continuous": paper Eq. 11 (third-party reading), α·clip(1/ρ_m - 1, 0, 1) for each modality m (0 for the
+    # dominant).
     coefficient: Literal["switch", "continuous"] = "switch"
     # PER weight μ_PER (paper Eq. 13 only, not in the official code; BB's old config: mu 0.01): adds
     # -μ_PER · clip(ρ_m - 1, 0, 1) · H(p_m) for the first ``per_epochs`` epochs. 0 disables it.

@@ -36,9 +36,11 @@ SUMMARIES = {
     "tables": "render results/<config>/table.{md,csv,tex} and per_seed.csv from the run records",
     "figures": "draw results/<config>/figures/*.{png,pdf} from the run records",
     "robustness": "test accuracy of a grid's finished runs with one modality missing or corrupted",
-    "verify": "re-train a fixed sample of a grid: identical to, consistent with, or inconsistent with its committed results",
+    "verify": ("re-train a fixed sample of a grid: identical to, consistent with, or inconsistent with its committed "
+               "results"),
     "repeatability": "train a short sample of a grid three ways on this machine and check that the records repeat",
-    "bn-check": "re-train one run to an epoch and validate it with its BatchNorm statistics as trained and re-estimated",
+    "bn-check": ("re-train one run to an epoch and validate it with its BatchNorm statistics as trained and "
+                 "re-estimated"),
     "seed-plan": "choose a powered grid's seed count from a pilot grid's committed per-seed results",
     "numerics-probe": "digest the kernels a run uses under each numerics setting, or compare two machines' digests",
     "list": "list the registered methods (with how DAGR joins each) and datasets",
@@ -60,7 +62,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m benchmarks") -> i
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--numerics", choices=("portable", "native"),
                         help="CPU numerics: portable (default; AVX2 kernels, one thread per run: the same bits "
-                             "on every x86-64 machine of one CPU vendor) or native (fastest kernels of this processor); "
+                             "on every x86-64 machine of one CPU vendor) or native (fastest kernels of this "
+                             "processor); "
                              "also $GEOMREG_NUMERICS")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 help="one of the commands below")
@@ -99,8 +102,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m benchmarks") -> i
                                             "re-trained with the references (default: joint)")
     sub.choices["verify"].add_argument("--jobs", type=int, default=1, metavar="N", help="runs trained at once")
     sub.choices["verify"].add_argument("--spread", metavar="CONFIG",
-                                       help="the grid whose committed seeds give each cell's spread on hardware that is "
-                                            "not bit-comparable (default: the grid itself)")
+                                       help="the grid whose committed seeds give each cell's spread on hardware "
+                                            "that is not bit-comparable (default: the grid itself)")
     add_probe_arguments(sub.add_parser("numerics-probe", description=SUMMARIES["numerics-probe"]))
     p = sub.add_parser("bn-check", description=SUMMARIES["bn-check"])
     p.add_argument("config", help="grid YAML, e.g. benchmarks/configs/avdigits_lr.yaml")
@@ -119,7 +122,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m benchmarks") -> i
     p.add_argument("config", help="grid YAML, e.g. benchmarks/configs/avdigits.yaml")
     p.add_argument("--method", default="dgl", help="the method of the sample (default: dgl)")
     p.add_argument("--epochs", type=int, default=2, help="epochs of each run (default 2)")
-    p.add_argument("--runs", default="build/repeatability", help="an empty folder for the records (default: build/repeatability)")
+    p.add_argument("--runs", default="build/repeatability",
+                   help="an empty folder for the records (default: build/repeatability)")
     add_plugin_argument(sub.add_parser("list", description=SUMMARIES["list"]))
     add_data_commands(sub)
     add_plugin_argument(sub.choices["data-check"])
@@ -196,9 +200,9 @@ def add_data_commands(sub) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="a dataset param, e.g. --set layout=ogm_ge (repeatable)")
     p = sub.add_parser("data-check",
-                       description=SUMMARIES["data-check"] + ". TARGET is a dataset (cremad, kinetics_sounds; give --root, and dataset "
-                                   "params with --set key=value) or a grid YAML (the data its runs read, "
-                                   "with the grid's --set overrides, e.g. --set run.data.params.root=DIR).")
+                       description=SUMMARIES["data-check"] + ". TARGET is a dataset (cremad, kinetics_sounds; give "
+                                   "--root, and dataset params with --set key=value) or a grid YAML (the data its "
+                                   "runs read, with the grid's --set overrides, e.g. --set run.data.params.root=DIR).")
     p.add_argument("target", metavar="TARGET", help="cremad, kinetics_sounds, or a grid YAML")
     p.add_argument("--root", help="the dataset folder (its cache: <root>/.geomreg-cache unless cache_dir is set)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -523,7 +527,8 @@ def cmd_seed_plan(args) -> int:
     default = float(given.pop("default", "1.0"))
     unknown = set(given) - set(differences)
     if unknown:
-        raise ConfigError(f"--target {sorted(unknown)[0]}: not a method of the pilot; choose from {sorted(differences)}")
+        raise ConfigError(f"--target {sorted(unknown)[0]}: not a method of the pilot; "
+                          f"choose from {sorted(differences)}")
     targets = {m: float(given.get(m, default)) for m in differences}
     text = render(plan(differences, targets, args.max_seeds), args.pilot, args.max_seeds,
                   {name: cls.title for name, cls in METHODS.items()})

@@ -98,8 +98,8 @@ def pareto_combine(
 
     ``cos`` = cosine of the flattened concatenations (0 if either is all-zero, like
     ``F.cosine_similarity``'s eps). ``cos > 0`` → weights (0.5, 0.5), else :func:`min_norm_weights`. Then,
-    per tensor ℓ: ``g̃ = 2(w1 g_task,ℓ + w2 g_other,ℓ)``, ``r = ||g_task,ℓ + g_other,ℓ|| / ||g̃||`` (r = 1 if
-    ``||g̃|| = 0``), result ``gamma * max(r, 1) * g̃``: the min-norm direction with at least the norm of the
+    per tensor ℓ: ``g̃ = 2(w1 g_task,ℓ + w2 g_other,ℓ)``, ``r = ||g_task,ℓ + g_other,ℓ|| / ||g̃||``
+    (r = 1 if ``||g̃|| = 0``), result ``gamma * max(r, 1) * g̃``: the min-norm direction with at least the norm of the
     plain sum, times gamma (1.5 hard-coded in MMPareto). Weights are global per encoder, magnitude per tensor.
 
     ``None`` (a parameter that got no gradient from one loss) is treated as zeros of the other's shape, both

@@ -6,8 +6,9 @@ last-layer α at the suite's two substrates and 1 and 2 threads with that α's a
 each method's epoch cost (reduced shapes), peak memory per method (fresh subprocesses), the page faults
 and steps with freed memory kept and with glibc's default (fresh subprocesses), where the time of each run
 of the default grid goes and the grid's projected and measured wall time, the data path on a fixture, the
-portable numerics' cost, and the GPU epoch (CUDA only). The full run takes about 35 minutes on a 2-core CPU; each timed section also has a time budget that lowers its repetitions (never below 2) when
-the machine is slower than planned.
+portable numerics' cost, and the GPU epoch (CUDA only). The full run takes 35–50 minutes on a 2-core CPU;
+each timed section also has a time budget that lowers its repetitions (never below 2) when the machine is
+slower than planned.
 """
 from __future__ import annotations
 
@@ -201,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true", help="GPU section: also time torch.compile'd encoders")
     parser.add_argument("--only", default="", help=f"comma-separated sections ({','.join(SECTIONS)})")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
-                        help="runs trained at once by the profile section, as `make reproduce JOBS=` (default: the cores)")
+                        help="runs trained at once by the profile section, as `make reproduce JOBS=` "
+                             "(default: the cores)")
     parser.add_argument("--readme", help="also copy the header and the targets table into this file, between "
                                         "<!-- table:bench --> and <!-- /table:bench --> markers")
     parser.add_argument("--render", metavar="JSON", help="measure nothing: render the measurements a run wrote "

@@ -169,7 +169,8 @@ class SplitBackward:
 
 def step_trainer(name: str, shapes: Shapes, batch_size: int, device: str = "cpu", **cfg_kw):
     """A trainer ready for timed steps of variant ``name`` (a method, ``<method>+dagr*`` or a floor)."""
-    method, _, arm = ("mmpareto" if name == FLOOR else "joint+dagr-fixed" if name == DAGR_FLOOR else name).partition("+")
+    variant = "mmpareto" if name == FLOOR else "joint+dagr-fixed" if name == DAGR_FLOOR else name
+    method, _, arm = variant.partition("+")
     cfg = run_config(method, shapes, batch_size, n_train_for(1, batch_size), DAGR_VARIANTS.get(arm), device,
                      **cfg_kw)
     return prepare_step(build_trainer(cfg), name)

@@ -54,7 +54,8 @@ class Substrate:
 # the 65th to the 87th, about ±1.7% at 2 threads; about 4 minutes for both thread counts).
 SUBSTRATES = (Substrate("small_cnn", "small CNN, AV-Digits (the default grid's run settings), batch 64", 64, 10, 151),
               Substrate("resnet18", f"ResNet-18, {CREMAD.describe()}, batch 16", 16, 1, 11, CREMAD))
-QUICK_SUBSTRATES = (Substrate("small_cnn", "small CNN, AV-Digits (the default grid's run settings), batch 64", 64, 2, 2),
+QUICK_SUBSTRATES = (Substrate("small_cnn", "small CNN, AV-Digits (the default grid's run settings), batch 64", 64, 2,
+                              2),
                     Substrate("resnet18", "small CNN in place of ResNet-18, quick smoke shapes, batch 4", 4, 1, 2,
                               Shapes(32, 24, 32, 1, "quick smoke shapes"), "small_cnn"))
 

@@ -196,7 +196,8 @@ def render(res: dict[str, Any]) -> str:
         f"- machine: {machine_text(mc)}; compute sections ran on `{res['device']}`",
         "- method: every variant is a real `Trainer` (resolved run config, `debug` random-tensor dataset with "
         "the shapes below, " + ("ResNet-18" if res.get("encoder", "resnet18") == "resnet18" else
-                                      f"`{res['encoder']}`") + " encoders, concat fusion, SGD). Variants run interleaved (A B C, B C A, ...: "
+                                      f"`{res['encoder']}`") + " encoders, concat fusion, SGD). Variants run "
+        "interleaved (A B C, B C A, ...: "
         "the order rotates each repetition; where a section pairs them, each pair runs back to back) after "
         "warm-up; " + start_text(res.get("start")) + "; a "
         "ratio is taken per repetition from the variants timed in the same round",
@@ -433,7 +434,8 @@ def render_data(data: dict[str, Any]) -> list[str]:
     ]
     w = data.get("wait")
     if w:
-        out += [f"Waiting for data: one `train_epoch` of joint training ({w.get('encoder', 'resnet18')}, real CREMA-D input shapes from "
+        out += [f"Waiting for data: one `train_epoch` of joint training ({w.get('encoder', 'resnet18')}, real CREMA-D "
+                "input shapes from "
                 f"the fixture) with {w['workers']} loader worker(s), {w['steps']} steps: {w['wait_s']:.3f} s of "
                 f"{w['epoch_s']:.2f} s inside the batch iterator = **{100 * w['share']:.1f}%** (the first batch of an "
                 "epoch is never prefetched, so short epochs overstate the share).", ""]

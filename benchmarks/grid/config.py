@@ -49,7 +49,8 @@ class ModelConfig:
     encoder: Literal["small_cnn", "resnet18"] = "small_cnn"  # one per modality, from scratch
     width: int = 64  # small_cnn embedding width (resnet18 is always 512)
     stem_stride: int = 1  # small_cnn first-convolution stride (resnet18 has its own stride-2 stem)
-    fusion: Literal["concat", "sum"] = "concat"  # concat: one Linear on [φ_a; φ_v]; sum: one Linear per modality, summed
+    # concat: one Linear on [φ_a; φ_v]; sum: one Linear per modality, summed
+    fusion: Literal["concat", "sum"] = "concat"
     # "split": unimodal logits from the fused head's weight blocks (OGM-GE); "separate": own heads.
     # "auto" lets the method choose (resolved before the run is hashed).
     unimodal_heads: Literal["auto", "split", "separate"] = "auto"
@@ -85,7 +86,8 @@ class DAGRConfig:
     beta: float = 0.2  # the paper's best Pareto point on CREMA-D and Kinetics-Sounds (Fig. 8)
     tau: float = 0.25  # the paper's best anchoring radius (Fig. 8), distance scale [0, 2]
     t: float = 2.0  # not published: chosen on AV-Digits' validation split by `make temperature` (docs/dagr.md)
-    # "distance": Eq. 5; "squared_distance": the earlier reconstruction, (‖z̃^m − z̃^n‖² − τ)₊ with τ on [0, 4].
+    # "distance": Eq. 5; "squared_distance": the earlier reconstruction, (‖z̃^m − z̃^n‖² − τ)₊ with τ on
+    # [0, 4].
     anchor_form: Literal["distance", "squared_distance"] = "distance"
     # Fixed-form weights of the two terms: the paper's best direct-form point on CREMA-D (Fig. 7).
     lambda_disperse: float = 0.14

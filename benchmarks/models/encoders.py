@@ -120,7 +120,8 @@ class _ChannelsLastMaxPool2x2(torch.autograd.Function):
 
 
 def _conv_block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout),
+                         nn.ReLU(inplace=True))
 
 
 def build_encoder(kind: str, in_channels: int, width: int, stem_stride: int = 1) -> nn.Module:

@@ -33,8 +33,8 @@ from matplotlib.ticker import MaxNLocator
 from ..grid.config import ARM_TITLES, load_grid
 from .readme import OVERVIEW
 from .statistics import PairedComparison, paired_verdicts
-from .summaries import (COLUMNS, SELECTION, MissingData, Record, arm_of, compare, grid_records, method_of, results_frame,
-                        row_name, row_order, selected_row, sensitivity_summary)
+from .summaries import (COLUMNS, SELECTION, MissingData, Record, arm_of, compare, grid_records, method_of,
+                        results_frame, row_name, row_order, selected_row, sensitivity_summary)
 
 Draw = Callable[[], list[Path]]
 

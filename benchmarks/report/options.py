@@ -183,7 +183,8 @@ def class_comments(klass: type) -> tuple[dict[str, str], dict[str, str]]:
     lines = source.splitlines()
     comments = {tok.start[0]: tok.string.lstrip("#").strip()
                 for tok in tokenize.generate_tokens(io.StringIO(source).readline) if tok.type == tokenize.COMMENT}
-    body = [n for n in ast.parse(source).body[0].body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)]
+    body = [n for n in ast.parse(source).body[0].body
+            if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)]
     notes: dict[str, str] = {}
     groups: dict[str, str] = {}
     leader, previous_end = None, None

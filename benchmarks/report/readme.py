@@ -34,8 +34,9 @@ HEADER_LEFT_IN_TABLE = ("- benchmark:", "- cells:")
 
 
 def front_page(markdown: str, results: Path, page: Path) -> str:
-    """A grid's table as the README shows it: the header (less HEADER_LEFT_IN_TABLE) and the validation-selected table of
-    ``markdown`` (the grid's table.md, written into the folder ``results``), the overview figure when
+    """A grid's table as the README shows it: the header (less HEADER_LEFT_IN_TABLE) and the
+    validation-selected table of ``markdown`` (the grid's table.md, written into the folder ``results``), the
+    overview figure when
     it has been drawn, and a link to table.md naming the sections left there. Links are relative to
     the folder of ``page``."""
     head, *sections = markdown.split("\n## ")

@@ -165,7 +165,8 @@ def paired_table(cells: Cells, method: str, arms: list[str], baseline: str) -> p
                 continue
             lines.append({"Degradation": FAMILIES[family].title,
                           "Comparison": f"{ARM_TITLES[arm]} − {ARM_TITLES[baseline]}", "seeds": str(c.n),
-                          "Δ [95% CI] verdict": c, "paired-t p": "–" if np.isnan(c.t_p_value) else f"{c.t_p_value:.3g}",
+                          "Δ [95% CI] verdict": c,
+                          "paired-t p": "–" if np.isnan(c.t_p_value) else f"{c.t_p_value:.3g}",
                           "sign-flip p (floor)": f"{c.p_value:.3f} ({c.p_floor:.3f})",
                           "seeds improving": f"{c.improved}/{c.n}" + (f" ({c.ties} tied)" if c.ties else "")})
     return judge_table(pd.DataFrame(lines))  # the table's Δ cells are one family

@@ -165,7 +165,8 @@ def judge_table(table: pd.DataFrame) -> pd.DataFrame:
     """A printed table whose Δ cells hold :class:`PairedComparison` or :class:`WelchInterval` objects,
     with those cells judged as one family and written as "Δ [interval] verdict"."""
     pending = [v for v in table.to_numpy().ravel() if isinstance(v, (PairedComparison, WelchInterval))]
-    texts = {id(c): interval_cell(c.mean, c.ci_low, c.ci_high, v.text) for c, v in zip(pending, paired_verdicts(pending))}
+    texts = {id(c): interval_cell(c.mean, c.ci_low, c.ci_high, v.text)
+             for c, v in zip(pending, paired_verdicts(pending))}
     return table.map(lambda v: texts[id(v)] if isinstance(v, (PairedComparison, WelchInterval)) else v)
 
 

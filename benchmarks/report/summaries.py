@@ -239,8 +239,8 @@ def sensitivity_summary(records: list[Record], keys: Sequence[str] = ("dagr.tau"
     accuracy against the chosen point's, paired by seed (:func:`benchmarks.report.statistics.paired_comparison`):
     ``val_delta``, ``val_ci_low``, ``val_ci_high``, ``val_p`` (paired t), ``val_p_adjusted`` and
     ``val_verdict`` (Holm over the compared points of the same method and arm: one family per choice;
-    empty on the chosen point and where no seed is shared). Unimodal references are left out, and so are runs without the
-    regularizer when every key is a ``dagr.*`` key (the grid does not sweep them).
+    empty on the chosen point and where no seed is shared). Unimodal references are left out, and so are runs
+    without the regularizer when every key is a ``dagr.*`` key (the grid does not sweep them).
     """
     keys = list(keys)
     only_dagr = all(k.startswith("dagr.") for k in keys)

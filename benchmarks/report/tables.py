@@ -168,7 +168,8 @@ def statistics_table(comparisons: list[Comparison]) -> pd.DataFrame:
         lines.append({
             "Method": c.treated[0], "Comparison": comparison_name(c), "Column": c.column, "seeds": str(s.n),
             "Δ [95% CI] verdict": delta_cell(c),
-            "paired-t p": p_text(s.t_p_value), "Holm p (family)": f"{p_text(c.verdict.adjusted_p)} ({c.verdict.family_size})",
+            "paired-t p": p_text(s.t_p_value),
+            "Holm p (family)": f"{p_text(c.verdict.adjusted_p)} ({c.verdict.family_size})",
             "sign-flip p (floor)": f"{s.p_value:.3f} ({s.p_floor:.3f})",
             "seeds improving": f"{s.improved}/{s.n}" + (f" ({s.ties} tied)" if s.ties else ""),
             "test samples fixed / broken": "–" if samples is None else f"{samples.fixed} / {samples.broken}",
@@ -320,8 +321,10 @@ def sensitivity_section(records: list[dict[str, Any]], keys: list[str], out_dir:
     return ["## Sensitivity", "", "Each point: multimodal accuracy (%) at the validation-selected epoch, mean ± std "
             "over seeds. The point with the highest mean *validation* accuracy is chosen; every other point is "
             "compared with it on validation, paired by seed, its verdict Holm-adjusted over the other points of its "
-            "method and regularizer (one family per choice). Test accuracy is shown for information only and plays no part in the choice. Epochs at chance: how many epochs of each seed's run ended with the "
-            "fused validation accuracy below twice chance after the run had reached four times chance (a collapse). The choice is also in `selection.csv`.",
+            "method and regularizer (one family per choice). Test accuracy is shown for information only and plays "
+            "no part in the choice. Epochs at chance: how many epochs of each seed's run ended with the "
+            "fused validation accuracy below twice chance after the run had reached four times chance (a collapse). "
+            "The choice is also in `selection.csv`.",
             "", *choice_lines(summary, keys), "", _markdown(table), ""]
 
 
@@ -377,7 +380,8 @@ def render(records: list[dict[str, Any]], out_dir: Path, title: str, *, failed: 
                   "the two-sided paired-t p and its Holm-adjusted value over the cell's family (every Δ cell of "
                   "the table it is printed in; the family's size in parentheses; the verdict reads the adjusted "
                   "p), the exact two-sided sign-flip permutation p over the per-seed differences (descriptive; "
-                  "its floor, 2/2^n, in parentheses), the seeds whose difference is > 0, and the test samples the first side gets "
+                  "its floor, 2/2^n, in parentheses), the seeds whose difference is > 0, and the test samples the "
+                  "first side gets "
                   "right and the second wrong (fixed) or the reverse (broken), summed over the seed pairs, with "
                   "an exact binomial p (McNemar; samples repeat across seeds, so read it as descriptive).", "",
                   _markdown(statistics_table(cells["best_val"].comparisons)), ""]

@@ -132,7 +132,8 @@ def kmeans_digest() -> dict[str, str]:
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 10, 2000)
     features = rng.normal(size=(2000, 64)) + labels[:, None] * 0.3
-    return {"kmeans_purity": hashlib.sha256(np.float64(kmeans_purity(features, labels, 10, 10)).tobytes()).hexdigest()[:16]}
+    purity = np.float64(kmeans_purity(features, labels, 10, 10))
+    return {"kmeans_purity": hashlib.sha256(purity.tobytes()).hexdigest()[:16]}
 
 
 def op_digests() -> dict[str, str]:
@@ -248,7 +249,8 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> tuple[list[str], bool]:
             continue
         ops = [op for op in ra["ops"] if ra["ops"][op] != rb["ops"].get(op)]
         runs = [run for run in ra["train"] if ra["train"][run] != rb["train"].get(run)]
-        same = not ops and not runs and ra["ops"].keys() == rb["ops"].keys() and ra["train"].keys() == rb["train"].keys()
+        same = (not ops and not runs and ra["ops"].keys() == rb["ops"].keys()
+                and ra["train"].keys() == rb["train"].keys())
         if name == "portable":
             portable_same = same
         verdict = "every digest agrees" if same else (
