@@ -313,8 +313,20 @@ def test_render_markdown():
     assert "| **exact ÷ its floor** |  | 1.10 (1.05–1.15)× | 1.10 (1.05–1.15)× |  | 1.00 (1.00–1.00)× |" in text
     assert "| B_enc: the encoders' part of joint's backward | 0.600 s (0.600–0.600) |" in text
     assert "Joint + DAGR (Pareto weighting, exact α*: the paper's rule) 2000 (+1500)" in text
+    assert "more repetitions on its own" not in text  # results from before the exact pair had them
     # the agreement: medians over the epochs, a NaN correlation (a constant α) left out
     assert "| audio | 0.90 (0.90–0.90) | 0.0200 (0.0100–0.0300) | 0.850 | 0.860 |" in text
+
+
+def test_the_dagr_section_says_what_the_exact_pair_ran_on_its_own():
+    res = fake_results()
+    for n, timed in res["dagr"]["substrates"][1]["threads"].items():
+        timed["more_reps"] = 1 if n == 1 else 0
+        if n == 1:  # the exact pair, and the floor computed from it ("cpu" is the same dict here)
+            for key, extra in (("joint+dagr", 2.4), ("joint+dagr-floor", 1.0), ("joint+dagr floor", 2.35)):
+                timed["times"][key] = timed["times"][key] + [extra]
+    assert ("; the exact rule's pair then ran more repetitions on its own: 1 at 1 thread (4 in all), 0 at 2 threads "
+            "(3 in all)") in render(res)
 
 
 def test_machine_line_names_the_instruction_sets_and_the_commit():
@@ -363,6 +375,31 @@ def test_per_call_means_of_the_floor_parts():
 
     assert per_call([1.0, 3.0, 2.0, 2.0], 2) == [2.0, 2.0]
     assert per_call([1.0, 2.0], 1) == [1.0, 2.0]
+
+
+def test_the_floor_parts_of_the_timed_calls_leave_out_warm_up_and_settling_calls():
+    from benchmarks.bench.dagr import timed_calls
+
+    assert timed_calls([9.0, 1.0, 2.0, 3.0], 2, 1, settle=False) == [2.0, 3.0]  # a warm-up call, then 3 timed
+    # warm-up, then (untimed, timed) per repetition
+    assert timed_calls([9.0, 8.0, 1.0, 7.0, 2.0], 2, 1, settle=True) == [1.0, 2.0]
+    # 2 steps per call: calls of mean 2, 5, 2, 4 seconds per step; the second and the fourth were timed
+    assert timed_calls([1.0, 3.0, 5.0, 5.0, 2.0, 2.0, 4.0, 4.0], 2, 2, settle=True) == [5.0, 4.0]
+
+
+@pytest.mark.parametrize("settle", [False, True])
+def test_the_exact_pair_gets_its_more_repetitions_and_its_floor_stays_aligned(settle):
+    from benchmarks.bench.dagr import EXACT_PAIR, FLOOR_TIMES, QUICK_SUBSTRATES, time_substrate
+
+    sub = QUICK_SUBSTRATES[1]  # the small CNN at tiny shapes: 2 rounds of the pairs, 2 more of the exact pair
+    timed = time_substrate(sub, "cpu", 0, None, threads=(1,), settle=settle)["threads"][1]
+    assert timed["more_reps"] == sub.more_reps == 2
+    times = timed["times"]
+    assert all(len(times[k]) == sub.reps + sub.more_reps for k in (*EXACT_PAIR, FLOOR_TIMES))
+    assert len(times["joint"]) == len(times["dgl"]) == sub.reps
+    assert len(timed["encoder_times"]) == sub.reps + sub.more_reps
+    assert times[FLOOR_TIMES] == [t + 2 * b for t, b in zip(times["joint+dagr-floor"], timed["encoder_times"])]
+    assert all(b < t for t, b in zip(times["joint+dagr-floor"], timed["encoder_times"]))  # a part of its step
 
 
 def test_split_backward_gives_the_plain_gradient_and_times_the_encoders(debug_raw, tmp_path):

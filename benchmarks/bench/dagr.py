@@ -41,6 +41,7 @@ class Substrate:
     reps: int  # interleaved repetitions (fewer when over the section's time budget)
     shapes: Shapes | None = None  # None: the default grid's AV-Digits data
     encoder: str = "resnet18"
+    more_reps: int = 0  # the exact rule's pair, timed again on its own after the rotation (``time_substrate``)
 
     def trainer(self, variant: str, device: str):
         if self.shapes is not None:
@@ -51,13 +52,17 @@ class Substrate:
 
 # The small CNN's step takes milliseconds, and the ratio of two adjacent 10-step calls spreads with a
 # standard deviation of 4% (1 thread) to 10% (2 threads): many cheap repetitions (151: a 93% interval from
-# the 65th to the 87th, about ±1.7% at 2 threads; about 4 minutes for both thread counts).
+# the 65th to the 87th, about ±1.7% at 2 threads; about 4 minutes for both thread counts). ResNet-18's
+# step takes seconds: 11 rounds of the three pairs, then 39 more of the exact rule's pair alone, 50 in all
+# (a 94% interval from the 19th to the 32nd): where two adjacent steps differ by 5-10%, as on a 2-core
+# EPYC without AVX-512, 11 repetitions cannot place a ratio of 1.01 below 1.05.
 SUBSTRATES = (Substrate("small_cnn", "small CNN, AV-Digits (the default grid's run settings), batch 64", 64, 10, 151),
-              Substrate("resnet18", f"ResNet-18, {CREMAD.describe()}, batch 16", 16, 1, 11, CREMAD))
+              Substrate("resnet18", f"ResNet-18, {CREMAD.describe()}, batch 16", 16, 1, 11, CREMAD, more_reps=39))
 QUICK_SUBSTRATES = (Substrate("small_cnn", "small CNN, AV-Digits (the default grid's run settings), batch 64", 64, 2,
                               2),
                     Substrate("resnet18", "small CNN in place of ResNet-18, quick smoke shapes, batch 4", 4, 1, 2,
-                              Shapes(32, 24, 32, 1, "quick smoke shapes"), "small_cnn"))
+                              Shapes(32, 24, 32, 1, "quick smoke shapes"), "small_cnn", more_reps=2))
+EXACT_PAIR = PAIRS[0]
 
 
 def default_grid_config(method: str, dagr: dict[str, Any] | None, device: str = "cpu", epochs: int | None = None,
@@ -76,9 +81,12 @@ def default_grid_config(method: str, dagr: dict[str, Any] | None, device: str = 
 
 
 def time_substrate(substrate: Substrate, device: str, warmup: int, budget_s: float | None,
-                   threads: tuple[int, ...] = THREADS, settle: bool = True) -> dict[str, Any]:
+                   threads: tuple[int, ...] = THREADS, settle: bool = True,
+                   more_budget_s: float | None = None) -> dict[str, Any]:
     """Seconds per step of every variant, interleaved, at each thread count, in wall time and in this
-    process's CPU time; and the floor's (``FLOOR_TIMES``) from the same rounds."""
+    process's CPU time; and the floor's (``FLOOR_TIMES``) from the same rounds. At each thread count the
+    exact rule's pair then runs ``substrate.more_reps`` more rounds on its own (within ``more_budget_s``),
+    appended to its two variants' repetitions."""
     calls, split = {}, None
     for name in VARIANTS:
         trainer = substrate.trainer(name, device)
@@ -100,11 +108,19 @@ def time_substrate(substrate: Substrate, device: str, warmup: int, budget_s: flo
             cpu: dict[str, list[float]] = {}
             wall = interleave(calls, substrate.reps, warmup, sync=sync, budget_s=budget_s, cpu=cpu, settle=settle,
                               order=paired(list(PAIRS)))
-            out[n] = {}
+            more = 0
+            if substrate.more_reps:
+                more_cpu: dict[str, list[float]] = {}
+                extra = interleave({k: calls[k] for k in EXACT_PAIR}, substrate.more_reps, 0, sync=sync,
+                                   budget_s=more_budget_s, cpu=more_cpu, settle=settle, order=paired([EXACT_PAIR]))
+                for k in EXACT_PAIR:
+                    wall[k] += extra[k]
+                    cpu[k] += more_cpu[k]
+                more = len(extra[DAGR_FLOOR])
+            out[n] = {"more_reps": more}
             for clock, times, encoder in (("times", wall, split.encoder_s), ("cpu", cpu, split.encoder_cpu_s)):
                 times = {k: [t / substrate.steps_per_call for t in v] for k, v in times.items()}
-                encoder_s = per_call(encoder[-len(times[DAGR_FLOOR]) * substrate.steps_per_call:],
-                                     substrate.steps_per_call)
+                encoder_s = timed_calls(encoder, len(times[DAGR_FLOOR]), substrate.steps_per_call, settle)
                 times[FLOOR_TIMES] = [t + 2 * b for t, b in zip(times[DAGR_FLOOR], encoder_s)]
                 out[n][clock] = times
                 out[n][f"encoder_{clock}"] = encoder_s
@@ -117,6 +133,13 @@ def time_substrate(substrate: Substrate, device: str, warmup: int, budget_s: flo
 def per_call(seconds: list[float], steps_per_call: int) -> list[float]:
     """Mean seconds per step of each timed call, from the per-step seconds in call order."""
     return [sum(seconds[i:i + steps_per_call]) / steps_per_call for i in range(0, len(seconds), steps_per_call)]
+
+
+def timed_calls(seconds: list[float], timed: int, steps_per_call: int, settle: bool) -> list[float]:
+    """Mean seconds per step of the last ``timed`` timed calls, from the per-step seconds of every call
+    in order: with ``settle`` an untimed call of the same variant came right before each (``interleave``)."""
+    calls = per_call(seconds, steps_per_call)
+    return calls[-2 * timed + 1::2] if settle else calls[-timed:]
 
 
 def alpha_agreement(device: str, epochs: int | None = None) -> dict[str, Any]:

@@ -139,9 +139,12 @@ def epoch_estimate(res: dict[str, Any], method: str) -> Spread | None:
 
 
 def _ratio_cell(times, num, den) -> str:
+    """The ratio over the rounds both variants ran: a pair timed again on its own after the rotation has
+    its extra repetitions appended, so the leading ones are those of the rounds in common."""
     if not times or num not in times or den not in times:
         return "–"
-    return f"{ratio(times, num, den).fmt(2)}×"
+    common = min(len(times[num]), len(times[den]))
+    return f"{ratio({k: times[k][:common] for k in (num, den)}, num, den).fmt(2)}×"
 
 
 def _more_reps_text(steps: dict[str, Any]) -> str:
@@ -317,7 +320,8 @@ def render_dagr(dagr: dict[str, Any] | None, steps: dict[str, Any], memory: dict
         out += [f"### {sub['substrate']}", "",
                 f"{sub['warmup']} warm-up round(s), {len(sub['threads'][threads[0]]['times']['joint'])} interleaved "
                 f"repetitions of {sub['steps_per_call']} step(s) per variant (fewer when over the time budget)"
-                + (", each after an untimed call of the same variant" if sub.get("settle", True) else "") + ". The "
+                + (", each after an untimed call of the same variant" if sub.get("settle", True) else "")
+                + _exact_more_reps_text(sub) + ". The "
                 "ratios in CPU time (this process's, all its threads) count the work each step did; on a machine "
                 "that other programs load, the wall time also counts the waits for a core.", "",
                 md_table(header, rows), ""]
@@ -328,6 +332,16 @@ def render_dagr(dagr: dict[str, Any] | None, steps: dict[str, Any], memory: dict
                 + "; ".join(f"{TITLES[n]} {_memory_cell(rows[n])}" for n in shown) + ".", ""]
     out += render_agreement(dagr.get("agreement"))
     return out
+
+
+def _exact_more_reps_text(sub: dict[str, Any]) -> str:
+    """What the exact rule's pair got on its own after the rotation (``Substrate.more_reps``), per thread count."""
+    more = {n: timed.get("more_reps", 0) for n, timed in sub["threads"].items()}
+    if not any(more.values()):
+        return ""
+    counts = ", ".join(f"{m} at {n} thread{'s' if int(n) > 1 else ''} "
+                       f"({len(sub['threads'][n]['times']['joint+dagr'])} in all)" for n, m in more.items())
+    return f"; the exact rule's pair then ran more repetitions on its own: {counts}"
 
 
 def render_agreement(agreement: dict[str, Any] | None) -> list[str]:
